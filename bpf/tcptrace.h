@@ -1,0 +1,221 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// Types shared between bpf/tcptrace.c and Go (through bpf2go), and the few
+// kernel types the program reads, trimmed to the fields it uses. Every kernel
+// struct is relocated by CO-RE, so field offsets come from the running
+// kernel's BTF, not from this file.
+
+#ifndef TCPTRACE_H
+#define TCPTRACE_H
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+typedef signed char __s8;
+typedef short __s16;
+typedef int __s32;
+typedef long long __s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define bpf_ntohs(x) __builtin_bswap16(x)
+#define bpf_htonl(x) __builtin_bswap32(x)
+#else
+#define bpf_ntohs(x) (x)
+#define bpf_htonl(x) (x)
+#endif
+
+/* Constants from the kernel's UAPI (linux/bpf.h, linux/socket.h, linux/in.h). */
+enum {
+	BPF_ANY = 0,
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_RINGBUF = 27,
+	BPF_RB_NO_WAKEUP = 1,
+	BPF_RB_FORCE_WAKEUP = 2,
+	BPF_RB_AVAIL_DATA = 0,
+	AF_INET = 2,
+	AF_INET6 = 10,
+	IPPROTO_TCP = 6,
+};
+
+/* TCP states, as include/net/tcp_states.h numbers them. */
+enum tcp_state {
+	TCP_ESTABLISHED = 1,
+	TCP_SYN_SENT = 2,
+	TCP_SYN_RECV = 3,
+	TCP_FIN_WAIT1 = 4,
+	TCP_FIN_WAIT2 = 5,
+	TCP_TIME_WAIT = 6,
+	TCP_CLOSE = 7,
+	TCP_CLOSE_WAIT = 8,
+	TCP_LAST_ACK = 9,
+	TCP_LISTEN = 10,
+	TCP_CLOSING = 11,
+	TCP_NEW_SYN_RECV = 12,
+};
+
+/* Event flags: how the owner was found and what the socket said. */
+enum event_flag {
+	/* The current task holds the socket lock: a syscall on this socket
+	 * (or its deferred backlog work) made the transition, so the current
+	 * task is the owner. */
+	EVENT_TASK_OWNS = 1,
+	/* The owner fields came from the owner map. */
+	EVENT_OWNER_KNOWN = 2,
+	/* The owner was inherited from the listener (accepted child not yet
+	 * closed by its own process). */
+	EVENT_OWNER_LISTENER = 4,
+	/* The peer's FIN was received (SOCK_DONE). */
+	EVENT_FIN_RCVD = 8,
+};
+
+/* Counter slots in the per-CPU counters map. */
+enum counter {
+	COUNTER_RINGBUF_LOST = 0,   /* bpf_ringbuf_reserve failed */
+	COUNTER_OWNER_FULL = 1,     /* owner map update failed */
+	COUNTER_MAX = 4,
+};
+
+/* One TCP state transition, as written to the ring buffer. */
+struct event {
+	__u64 ts_ns;      /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
+	__u64 cookie;     /* socket cookie: the connection's identity */
+	__u64 cgroup_id;  /* cgroup of the socket (its creator's cgroup) */
+	__u64 ino;        /* socket inode, 0 when the socket has no file */
+	__u8 saddr[16];   /* local address: 4 bytes for AF_INET */
+	__u8 daddr[16];   /* remote address */
+	__u32 netns;      /* network namespace inode */
+	__u32 pid;        /* owner tgid, 0 when unknown */
+	__u32 tid;        /* owner thread id */
+	__u32 task_pid;   /* current tgid (the interrupted task in softirq) */
+	__u32 task_tid;   /* current thread id */
+	__u16 sport;      /* local port, host byte order */
+	__u16 dport;      /* remote port, host byte order */
+	__u16 family;     /* AF_INET or AF_INET6 (v4-mapped reported as AF_INET) */
+	__u16 err;        /* sk_err at the transition (ECONNREFUSED, ECONNRESET...) */
+	__u8 oldstate;
+	__u8 newstate;
+	__u8 flags;       /* enum event_flag */
+	__u8 _pad;
+	char comm[16];      /* owner comm */
+	char task_comm[16]; /* current comm */
+};
+
+/* The owning task of a socket. */
+struct owner {
+	__u32 pid;
+	__u32 tid;
+	char comm[16];
+	__u64 cookie; /* for listeners: the listening socket's cookie */
+	__u8 flags;   /* EVENT_OWNER_LISTENER when inherited */
+	__u8 _pad[7];
+};
+
+/* Key of the listeners map. */
+struct listen_key {
+	__u32 netns;
+	__u16 port;
+	__u16 _pad;
+};
+
+/* Load-time configuration: filters and ring-buffer wakeup threshold. */
+struct config {
+	__u64 wakeup_bytes; /* force a reader wakeup past this much unread data */
+	__u32 self_pid;     /* tcptrace's own tgid: always passed (self-test) */
+	__u32 pid;          /* owner tgid filter, 0 = any */
+	__u16 port;         /* either-end port filter, 0 = any */
+	__u16 host_family;  /* 0 = any host */
+	__u8 host[16];      /* either-end address filter */
+	char comm[16];      /* owner comm filter, empty = any */
+	__u8 _pad[4];
+};
+
+/* ---- Kernel types, trimmed; CO-RE relocates every access. ---- */
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+struct in6_addr {
+	union {
+		__u8 u6_addr8[16];
+		__be32 u6_addr32[4];
+	} in6_u;
+};
+
+struct ns_common {
+	unsigned int inum;
+};
+
+struct net {
+	struct ns_common ns;
+};
+
+typedef struct {
+	struct net *net;
+} possible_net_t;
+
+struct sock_common {
+	struct {
+		__be32 skc_daddr;
+		__be32 skc_rcv_saddr;
+	};
+	struct {
+		__be16 skc_dport;
+		__u16 skc_num;
+	};
+	unsigned short skc_family;
+	possible_net_t skc_net;
+	struct in6_addr skc_v6_daddr;
+	struct in6_addr skc_v6_rcv_saddr;
+	unsigned long skc_flags;
+};
+
+typedef struct {
+	int owned;
+} socket_lock_t;
+
+struct kernfs_node {
+	__u64 id;
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+struct sock_cgroup_data {
+	struct cgroup *cgroup;
+};
+
+struct inode {
+	unsigned long i_ino;
+};
+
+struct file {
+	struct inode *f_inode;
+};
+
+struct socket {
+	struct file *file;
+};
+
+struct sock {
+	struct sock_common __sk_common;
+	socket_lock_t sk_lock;
+	int sk_err;
+	struct socket *sk_socket;
+	__u16 sk_protocol;
+	struct sock_cgroup_data sk_cgrp_data;
+};
+
+struct inet_sock {
+	struct sock sk;
+	__be16 inet_sport;
+};
+
+#pragma clang attribute pop
+
+#endif /* TCPTRACE_H */

@@ -1,0 +1,140 @@
+// Package events defines the decoded TCP state-change stream and the tracker
+// that turns it into connections with verdicts.
+package events
+
+import (
+	"bytes"
+	"net/netip"
+)
+
+// State is a TCP state numbered as the kernel's include/net/tcp_states.h.
+type State uint8
+
+// TCP states as the kernel numbers them. TimeWait never appears in a kernel
+// event: it is the timewait socket that takes over after CLOSE.
+const (
+	Unknown     State = 0
+	Established State = 1
+	SynSent     State = 2
+	SynRecv     State = 3
+	FinWait1    State = 4
+	FinWait2    State = 5
+	TimeWait    State = 6
+	Close       State = 7
+	CloseWait   State = 8
+	LastAck     State = 9
+	Listen      State = 10
+	Closing     State = 11
+	NewSynRecv  State = 12
+)
+
+var stateNames = [...]string{
+	Unknown: "UNKNOWN", Established: "ESTABLISHED", SynSent: "SYN_SENT", SynRecv: "SYN_RECV",
+	FinWait1: "FIN_WAIT1", FinWait2: "FIN_WAIT2", TimeWait: "TIME_WAIT", Close: "CLOSE",
+	CloseWait: "CLOSE_WAIT", LastAck: "LAST_ACK", Listen: "LISTEN", Closing: "CLOSING",
+	NewSynRecv: "NEW_SYN_RECV",
+}
+
+// String returns the state's name as tcp_states.h spells it (without TCP_).
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "STATE_" + string(rune('0'+s/10)) + string(rune('0'+s%10))
+}
+
+// ParseState parses a state name as String prints it (case-insensitive, an
+// optional TCP_ prefix and '-' for '_' accepted).
+func ParseState(name string) (State, bool) {
+	n := bytes.ToUpper([]byte(name))
+	n = bytes.TrimPrefix(n, []byte("TCP_"))
+	n = bytes.ReplaceAll(n, []byte("-"), []byte("_"))
+	for i, s := range stateNames {
+		if i > 0 && string(n) == s {
+			return State(i), true
+		}
+	}
+	if string(n) == "CLOSED" {
+		return Close, true
+	}
+	return Unknown, false
+}
+
+// Flags say how an event's owner was found and what the socket reported.
+type Flags uint8
+
+// Event flags, as bpf/tcptrace.h defines them (FlagResolved is userspace's).
+const (
+	FlagTaskOwns      Flags = 1  // the current task held the socket lock: a syscall
+	FlagOwnerKnown    Flags = 2  // the owner came from the kernel's owner map
+	FlagOwnerListener Flags = 4  // owner inherited from the listening socket
+	FlagFinRcvd       Flags = 8  // the peer's FIN had been received
+	FlagResolved      Flags = 16 // owner resolved in userspace (/proc, listener table)
+)
+
+// Kind tells a transition from a loss notice in the stream.
+type Kind uint8
+
+// Kinds of record in the stream.
+const (
+	KindTransition Kind = iota // a kernel state transition
+	KindLoss                   // cumulative loss counters changed
+)
+
+// Comm is a task name as the kernel stores it (NUL-padded).
+type Comm [16]byte
+
+// String returns the name up to its first NUL.
+func (c Comm) String() string {
+	if i := bytes.IndexByte(c[:], 0); i >= 0 {
+		return string(c[:i])
+	}
+	return string(c[:])
+}
+
+// MakeComm builds a Comm from a string, truncated to 15 bytes as the kernel does.
+func MakeComm(s string) Comm {
+	var c Comm
+	copy(c[:15], s)
+	return c
+}
+
+// Losses are cumulative counts of events the kernel could not deliver.
+type Losses struct {
+	Ring      uint64 // ring-buffer reserve failures (per-CPU counters, summed)
+	Recursion uint64 // program runs skipped by the kernel's recursion guard
+}
+
+// Total returns all lost events.
+func (l Losses) Total() uint64 { return l.Ring + l.Recursion }
+
+// Event is one record of the stream: a decoded kernel transition or a loss notice.
+type Event struct {
+	Kind     Kind
+	Time     uint64 // kernel CLOCK_MONOTONIC ns
+	Cookie   uint64 // socket cookie
+	CgroupID uint64
+	Inode    uint64 // socket inode, 0 if none
+	Netns    uint32
+	PID      uint32 // owner tgid, 0 when unknown
+	TID      uint32 // owner thread
+	TaskPID  uint32 // current task when the transition ran (may be unrelated in softirq)
+	TaskTID  uint32
+	Comm     Comm // owner comm
+	TaskComm Comm
+	Family   uint16 // 2 (AF_INET) or 10 (AF_INET6)
+	Saddr    netip.Addr
+	Daddr    netip.Addr
+	Sport    uint16
+	Dport    uint16
+	Err      uint16 // sk_err (errno) at the transition
+	Old      State
+	New      State
+	Flags    Flags
+	Lost     Losses // KindLoss: cumulative totals at Time
+}
+
+// OwnerKnown reports whether the event carries its socket's owner.
+func (e *Event) OwnerKnown() bool {
+	return e.Flags&(FlagTaskOwns|FlagOwnerKnown|FlagResolved) != 0
+}

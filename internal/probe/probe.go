@@ -1,0 +1,276 @@
+// Package probe loads the tcptrace eBPF program, attaches it to the kernel and
+// reads its ring buffer: the live source of the event stream.
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// Defaults for Options.
+const (
+	DefaultRingSize     = 8 << 20
+	DefaultPollInterval = 50 * time.Millisecond
+)
+
+// Filter selects what the kernel passes to userspace. Zero fields match all.
+type Filter struct {
+	PID  uint32
+	Comm string
+	Port uint16
+	Host netip.Addr
+}
+
+// Options configure a Probe.
+type Options struct {
+	RingSize     int           // ring-buffer bytes, a power of two ≥ page size; DefaultRingSize if 0
+	WakeupBytes  int           // wake the reader early past this much unread data; RingSize/8 if 0
+	PollInterval time.Duration // reader poll period, the latency bound; DefaultPollInterval if 0
+	OwnerEntries int           // owner map capacity; 65536 if 0
+	Filter       Filter
+	SkipSelfTest bool
+}
+
+// Probe is an attached tcptrace program and its ring-buffer reader.
+type Probe struct {
+	objs     tcptraceObjects
+	link     link.Link
+	rd       *ringbuf.Reader
+	rec      ringbuf.Record
+	opts     Options
+	percpu   []uint64
+	lost     events.Losses
+	pending  []events.Event
+	self     map[uint64]bool
+	reads    int
+	deadline time.Time
+	flushed  atomic.Bool
+}
+
+// Open checks the system, loads and attaches the program, and runs the
+// start-up self-test unless told not to.
+func Open(opts Options) (*Probe, error) {
+	if opts.RingSize == 0 {
+		opts.RingSize = DefaultRingSize
+	}
+	if opts.WakeupBytes == 0 {
+		opts.WakeupBytes = opts.RingSize / 8
+	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.OwnerEntries == 0 {
+		opts.OwnerEntries = 65536
+	}
+	if err := checkSystem(); err != nil {
+		return nil, err
+	}
+	spec, err := loadTcptrace()
+	if err != nil {
+		return nil, fmt.Errorf("loading embedded BPF object: %w", err)
+	}
+	spec.Maps["events"].MaxEntries = uint32(opts.RingSize)
+	spec.Maps["owners"].MaxEntries = uint32(opts.OwnerEntries)
+	cfg, err := configFor(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Variables["cfg"].Set(cfg); err != nil {
+		return nil, fmt.Errorf("setting filter: %w", err)
+	}
+	p := &Probe{opts: opts, self: map[uint64]bool{}}
+	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
+		return nil, loadError(err)
+	}
+	p.percpu = make([]uint64, ebpf.MustPossibleCPU())
+	p.link, err = link.AttachTracing(link.TracingOptions{Program: p.objs.InetSockSetState})
+	if err != nil {
+		p.objs.Close()
+		return nil, fmt.Errorf("attaching tp_btf/inet_sock_set_state: %w", err)
+	}
+	p.rd, err = ringbuf.NewReader(p.objs.Events)
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("opening ring buffer: %w", err)
+	}
+	if !opts.SkipSelfTest {
+		if err := p.selfTest(); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func configFor(opts Options) (tcptraceConfig, error) {
+	f := opts.Filter
+	cfg := tcptraceConfig{
+		WakeupBytes: uint64(opts.WakeupBytes),
+		SelfPid:     uint32(os.Getpid()),
+		Pid:         f.PID,
+		Port:        f.Port,
+	}
+	if len(f.Comm) > 15 {
+		return cfg, fmt.Errorf("--comm %q: longer than the kernel's 15-byte task names", f.Comm)
+	}
+	for i := 0; i < len(f.Comm); i++ {
+		cfg.Comm[i] = int8(f.Comm[i])
+	}
+	if f.Host.IsValid() {
+		h := f.Host.Unmap()
+		if h.Is4() {
+			cfg.HostFamily = afInet
+			a := h.As4()
+			copy(cfg.Host[:], a[:])
+		} else {
+			cfg.HostFamily = afInet6
+			cfg.Host = h.As16()
+		}
+	}
+	return cfg, nil
+}
+
+func loadError(err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("loading BPF program (verifier): %+v", ve)
+	}
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("loading BPF program: %w: run as root, or grant CAP_BPF and CAP_PERFMON (see README)", err)
+	}
+	return fmt.Errorf("loading BPF program: %w", err)
+}
+
+// Next fills ev with the next record: a transition or, when the kernel's
+// loss counters moved, a loss notice. It returns io.EOF after Stop once the
+// ring is drained.
+func (p *Probe) Next(ev *events.Event) error {
+	if n := len(p.pending); n > 0 {
+		*ev = p.pending[0]
+		p.pending = p.pending[1:]
+		return nil
+	}
+	for {
+		if p.reads&4095 == 4095 {
+			p.reads++
+			if p.lossChanged(ev) {
+				return nil
+			}
+		}
+		if !p.flushed.Load() && time.Now().After(p.deadline) {
+			p.deadline = time.Now().Add(p.opts.PollInterval)
+			p.rd.SetDeadline(p.deadline)
+		}
+		err := p.rd.ReadInto(&p.rec)
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if p.lossChanged(ev) {
+				return nil
+			}
+			continue
+		case errors.Is(err, ringbuf.ErrFlushed), errors.Is(err, ringbuf.ErrClosed):
+			if p.lossChanged(ev) {
+				return nil
+			}
+			return io.EOF
+		default:
+			return fmt.Errorf("reading ring buffer: %w", err)
+		}
+		p.reads++
+		if err := Decode(p.rec.RawSample, ev); err != nil {
+			return err
+		}
+		if p.self[ev.Cookie] {
+			continue
+		}
+		return nil
+	}
+}
+
+// Stop makes Next return what is left in the ring, then io.EOF. It may be
+// called from another goroutine.
+func (p *Probe) Stop() error {
+	p.flushed.Store(true)
+	return p.rd.Flush()
+}
+
+// lossChanged reads the loss counters and, when they moved, fills ev with a
+// loss notice.
+func (p *Probe) lossChanged(ev *events.Event) bool {
+	l, err := p.Losses()
+	if err != nil || l == p.lost {
+		return false
+	}
+	p.lost = l
+	*ev = events.Event{Kind: events.KindLoss, Time: monotonicNow(), Lost: l}
+	return true
+}
+
+// Losses returns the kernel's cumulative loss counters: ring-buffer reserve
+// failures (per-CPU, summed) and the program's recursion misses.
+func (p *Probe) Losses() (events.Losses, error) {
+	var l events.Losses
+	if err := p.objs.Counters.Lookup(uint32(counterRingbufLost), &p.percpu); err != nil {
+		return l, fmt.Errorf("reading loss counters: %w", err)
+	}
+	for _, v := range p.percpu {
+		l.Ring += v
+	}
+	st, err := p.objs.InetSockSetState.Stats()
+	if err != nil {
+		return l, fmt.Errorf("reading program stats: %w", err)
+	}
+	l.Recursion = st.RecursionMisses
+	return l, nil
+}
+
+// ProgramStats returns the program's run count and total run time in the
+// kernel (counted while kernel.bpf_stats_enabled or EnableStats is on).
+func (p *Probe) ProgramStats() (runs uint64, runtime time.Duration, err error) {
+	st, err := p.objs.InetSockSetState.Stats()
+	if err != nil {
+		return 0, 0, err
+	}
+	return st.RunCount, st.Runtime, nil
+}
+
+// RingSize returns the ring buffer's size in bytes.
+func (p *Probe) RingSize() int { return p.opts.RingSize }
+
+// Close detaches the program and frees its maps.
+func (p *Probe) Close() error {
+	var errs []error
+	if p.rd != nil {
+		errs = append(errs, p.rd.Close())
+	}
+	if p.link != nil {
+		errs = append(errs, p.link.Close())
+	}
+	errs = append(errs, p.objs.Close())
+	return errors.Join(errs...)
+}
+
+const counterRingbufLost = 0
+
+// monotonicNow returns CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns.
+func monotonicNow() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}
+
+// MonotonicNow returns CLOCK_MONOTONIC in ns, the clock of event times.
+func MonotonicNow() uint64 { return monotonicNow() }
