@@ -38,6 +38,16 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* The event under construction: filled and filtered here, then copied to
+ * the ring, so filtered-out transitions never take ring space. Per-CPU and
+ * safe: the kernel never nests this program on one CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct event);
+} scratch SEC(".maps");
+
 /* socket cookie -> owning task. Entries are removed on CLOSE. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -106,8 +116,9 @@ static __always_inline int filtered_out(const struct event *e)
 		if (cfg.comm[0] && !comm_eq(e->comm, cfg.comm))
 			return 1;
 	}
-	/* The local port is still 0 at CLOSE->SYN_SENT: let userspace decide. */
-	if (cfg.port && e->sport && e->sport != cfg.port && e->dport != cfg.port)
+	/* At CLOSE->SYN_SENT the local port is still 0 and matches nothing:
+	 * a client's ephemeral port is not known yet (a bound one is). */
+	if (cfg.port && e->sport != cfg.port && e->dport != cfg.port)
 		return 1;
 	if (cfg.host_family) {
 		int n = cfg.host_family == AF_INET ? 4 : 16;
@@ -174,24 +185,22 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(COUNTER_RINGBUF_LOST);
+	__u32 zero = 0;
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
 		return 0;
-	}
+	__builtin_memset(e, 0, sizeof(*e));
 
 	__u64 id = bpf_get_current_pid_tgid();
 
 	e->ts_ns = bpf_ktime_get_ns();
 	e->cookie = bpf_get_socket_cookie((void *)sk);
-	e->cgroup_id = 0;
 	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup)) {
 		struct cgroup *cg = sk->sk_cgrp_data.cgroup;
 
 		if (cg)
 			e->cgroup_id = cg->kn->id;
 	}
-	e->ino = 0;
 	struct socket *sock = sk->sk_socket;
 	if (sock && sock->file)
 		e->ino = sock->file->f_inode->i_ino;
@@ -206,16 +215,11 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 	e->err = (__u16)sk->sk_err;
 	e->oldstate = oldstate;
 	e->newstate = newstate;
-	e->flags = 0;
-	e->_pad = 0;
 	if (sk->__sk_common.skc_flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE)))
 		e->flags |= EVENT_FIN_RCVD;
 	e->task_pid = id >> 32;
 	e->task_tid = (__u32)id;
 	bpf_get_current_comm(e->task_comm, sizeof(e->task_comm));
-	e->pid = 0;
-	e->tid = 0;
-	__builtin_memset(e->comm, 0, sizeof(e->comm));
 
 	if (sk->sk_lock.owned) {
 		/* A syscall on this socket: the current task owns it. */
@@ -223,7 +227,8 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 		e->pid = e->task_pid;
 		e->tid = e->task_tid;
 		__builtin_memcpy(e->comm, e->task_comm, sizeof(e->comm));
-		if (newstate != TCP_CLOSE) {
+		o = bpf_map_lookup_elem(&owners, &e->cookie);
+		if (newstate != TCP_CLOSE && !(o && o->tid == e->tid && !o->flags)) {
 			set_owner(&own, e);
 			if (bpf_map_update_elem(&owners, &e->cookie, &own, BPF_ANY))
 				count(COUNTER_OWNER_FULL);
@@ -265,10 +270,8 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 		}
 	}
 
-	if (filtered_out(e)) {
-		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+	if (filtered_out(e))
 		return 0;
-	}
 
 	/* Batch wakeups: waking the reader per event costs microseconds in
 	 * the traced path. The reader polls on a short timer; wake it early
@@ -276,6 +279,7 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 	flags = BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
-	bpf_ringbuf_submit(e, flags);
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), flags))
+		count(COUNTER_RINGBUF_LOST);
 	return 0;
 }

@@ -76,7 +76,7 @@ enum event_flag {
 
 /* Counter slots in the per-CPU counters map. */
 enum counter {
-	COUNTER_RINGBUF_LOST = 0,   /* bpf_ringbuf_reserve failed */
+	COUNTER_RINGBUF_LOST = 0,   /* bpf_ringbuf_output failed: ring full */
 	COUNTER_OWNER_FULL = 1,     /* owner map update failed */
 	COUNTER_MAX = 4,
 };

@@ -274,3 +274,20 @@ func monotonicNow() uint64 {
 
 // MonotonicNow returns CLOCK_MONOTONIC in ns, the clock of event times.
 func MonotonicNow() uint64 { return monotonicNow() }
+
+// SeedListener tells the kernel the owner of a listening port that predates
+// tracing, so its accepted children are attributed from their first event.
+func (p *Probe) SeedListener(netns uint32, port uint16, o events.Owner) error {
+	key := tcptraceListenKey{Netns: netns, Port: port}
+	val := tcptraceOwner{Pid: o.PID, Tid: o.TID}
+	for i, b := range o.Comm {
+		val.Comm[i] = int8(b)
+	}
+	if err := p.objs.Listeners.Update(&key, &val, ebpf.UpdateNoExist); err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+		return fmt.Errorf("seeding listener %d/%d: %w", netns, port, err)
+	}
+	return nil
+}
+
+// Buffered returns the bytes of unread records in the ring buffer.
+func (p *Probe) Buffered() int { return p.rd.AvailableBytes() }

@@ -75,6 +75,7 @@ const (
 	tcptraceMapEvents            = "events"
 	tcptraceMapListeners         = "listeners"
 	tcptraceMapOwners            = "owners"
+	tcptraceMapScratch           = "scratch"
 	tcptraceProgInetSockSetState = "inet_sock_set_state"
 	tcptraceVarCfg               = "cfg"
 	tcptraceVarUnusedEvent       = "unused_event"
@@ -133,6 +134,7 @@ type tcptraceMapSpecs struct {
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	Listeners *ebpf.MapSpec `ebpf:"listeners"`
 	Owners    *ebpf.MapSpec `ebpf:"owners"`
+	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 }
 
 // tcptraceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -167,6 +169,7 @@ type tcptraceMaps struct {
 	Events    *ebpf.Map `ebpf:"events"`
 	Listeners *ebpf.Map `ebpf:"listeners"`
 	Owners    *ebpf.Map `ebpf:"owners"`
+	Scratch   *ebpf.Map `ebpf:"scratch"`
 }
 
 func (m *tcptraceMaps) Close() error {
@@ -175,6 +178,7 @@ func (m *tcptraceMaps) Close() error {
 		m.Events,
 		m.Listeners,
 		m.Owners,
+		m.Scratch,
 	)
 }
 

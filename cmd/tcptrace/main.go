@@ -1,0 +1,58 @@
+// Command tcptrace traces every TCP state change on the host, attributed to
+// the process that owns each socket, and names the active closer of every
+// connection.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
+		var ex exitError
+		if errors.As(err, &ex) {
+			os.Exit(int(ex))
+		}
+		fmt.Fprintf(os.Stderr, "tcptrace: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// exitError ends the program with a status and no further message.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func newRoot() *cobra.Command {
+	var f flags
+	cmd := &cobra.Command{
+		Use:   "tcptrace [flags]",
+		Short: "Trace every TCP state change, owned by the right process, with the active closer named",
+		Long: `tcptrace streams every TCP state transition on this host from the kernel
+(tp_btf/inet_sock_set_state), attributed to the process that owns the socket
+(not the task a softirq happened to interrupt), and says for each finished
+connection who closed first: the active closer, whose side holds TIME_WAIT.
+
+It traces until Ctrl-C, SIGTERM or --duration, then prints a summary.`,
+		Example: `  tcptrace                          # every transition, live
+  tcptrace --port 6379 --duration 30s
+  tcptrace --json > transitions.jsonl
+  tcptrace --comm redis-server --state TIME_WAIT`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runLive(cmd.Context(), &f)
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
