@@ -115,6 +115,9 @@ func runLive(ctx context.Context, f *flags) error {
 		return err
 	}
 	sum := summ.Summary(tr.Stats(), lost, time.Since(start))
+	if runs, rt, err := p.ProgramStats(); err == nil && runs > 0 {
+		sum.KernelRuns, sum.KernelNs = runs, uint64(rt)
+	}
 	if f.noSummary || out.err != nil {
 		return nil
 	}

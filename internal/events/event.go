@@ -50,7 +50,7 @@ func ParseState(name string) (State, bool) {
 	n = bytes.TrimPrefix(n, []byte("TCP_"))
 	n = bytes.ReplaceAll(n, []byte("-"), []byte("_"))
 	for i, s := range stateNames {
-		if i > 0 && string(n) == s {
+		if string(n) == s {
 			return State(i), true
 		}
 	}
@@ -58,6 +58,12 @@ func ParseState(name string) (State, bool) {
 		return Close, true
 	}
 	return Unknown, false
+}
+
+// Source yields the stream in time order: the live kernel or a capture.
+// Next returns io.EOF at the end of the stream.
+type Source interface {
+	Next(ev *Event) error
 }
 
 // Flags say how an event's owner was found and what the socket reported.

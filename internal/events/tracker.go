@@ -189,6 +189,13 @@ func (t *Tracker) own(c *Conn, ev *Event) {
 			c.Owner = Owner{PID: ev.PID, TID: ev.TID, Comm: ev.Comm, Source: src}
 		}
 	case c.Owner.Known():
+	case ev.Flags&FlagResolved != 0 && ev.PID != 0:
+		// Resolved in userspace when recorded: a replayed capture.
+		src := OwnerProc
+		if ev.Flags&FlagOwnerListener != 0 {
+			src = OwnerListener
+		}
+		c.Owner = Owner{PID: ev.PID, TID: ev.TID, Comm: ev.Comm, Source: src}
 	default:
 		if c.Role == RoleServer {
 			if o, ok := t.listeners[listenKey{ev.Netns, ev.Sport}]; ok {
@@ -205,7 +212,11 @@ func (t *Tracker) own(c *Conn, ev *Event) {
 	if c.Owner.Known() {
 		ev.PID, ev.TID, ev.Comm = c.Owner.PID, c.Owner.TID, c.Owner.Comm
 		if ev.Flags&(FlagTaskOwns|FlagOwnerKnown) == 0 {
+			// Recorded with the event, so a replay needs no /proc.
 			ev.Flags |= FlagResolved
+			if c.Owner.Source == OwnerListener {
+				ev.Flags |= FlagOwnerListener
+			}
 		}
 	}
 	if ev.New == Listen && c.Owner.Known() {

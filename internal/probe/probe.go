@@ -38,7 +38,6 @@ type Options struct {
 	RingSize     int           // ring-buffer bytes, a power of two ≥ page size; DefaultRingSize if 0
 	WakeupBytes  int           // wake the reader early past this much unread data; RingSize/8 if 0
 	PollInterval time.Duration // reader poll period, the latency bound; DefaultPollInterval if 0
-	OwnerEntries int           // owner map capacity; 65536 if 0
 	Filter       Filter
 	SkipSelfTest bool
 }
@@ -71,9 +70,6 @@ func Open(opts Options) (*Probe, error) {
 	if opts.PollInterval == 0 {
 		opts.PollInterval = DefaultPollInterval
 	}
-	if opts.OwnerEntries == 0 {
-		opts.OwnerEntries = 65536
-	}
 	if err := checkSystem(); err != nil {
 		return nil, err
 	}
@@ -82,7 +78,6 @@ func Open(opts Options) (*Probe, error) {
 		return nil, fmt.Errorf("loading embedded BPF object: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = uint32(opts.RingSize)
-	spec.Maps["owners"].MaxEntries = uint32(opts.OwnerEntries)
 	cfg, err := configFor(opts)
 	if err != nil {
 		return nil, err
@@ -169,14 +164,16 @@ func (p *Probe) Next(ev *events.Event) error {
 				return nil
 			}
 		}
-		if !p.flushed.Load() && time.Now().After(p.deadline) {
-			p.deadline = time.Now().Add(p.opts.PollInterval)
-			p.rd.SetDeadline(p.deadline)
+		if p.deadline.IsZero() {
+			p.armDeadline()
 		}
 		err := p.rd.ReadInto(&p.rec)
 		switch {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The ring was drained and a poll period passed: the
+			// batched-wakeup latency bound.
+			p.armDeadline()
 			if p.lossChanged(ev) {
 				return nil
 			}
@@ -198,6 +195,16 @@ func (p *Probe) Next(ev *events.Event) error {
 		}
 		return nil
 	}
+}
+
+// armDeadline makes the reader return at the next poll tick even when the
+// kernel, batching wakeups, has not woken it.
+func (p *Probe) armDeadline() {
+	if p.flushed.Load() {
+		return
+	}
+	p.deadline = time.Now().Add(p.opts.PollInterval)
+	p.rd.SetDeadline(p.deadline)
 }
 
 // Stop makes Next return what is left in the ring, then io.EOF. It may be

@@ -1,0 +1,263 @@
+package render
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"syscall"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/tcptrace/tcptrace/internal/events"
+	"golang.org/x/sys/unix"
+)
+
+// Names of the tracker's enums, bounds-checked so that no input panics.
+
+func roleName(r events.Role) string {
+	if r > events.RoleListener {
+		return "role" + strconv.Itoa(int(r))
+	}
+	return r.String()
+}
+
+func closerName(c events.Closer) string {
+	if c > events.CloserSimultaneous {
+		return "closer" + strconv.Itoa(int(c))
+	}
+	return c.String()
+}
+
+func endName(e events.End) string {
+	if e > events.EndClosed {
+		return "end" + strconv.Itoa(int(e))
+	}
+	return e.String()
+}
+
+func sideName(s events.Side) string {
+	if s > events.SidePeer {
+		return "side" + strconv.Itoa(int(s))
+	}
+	return s.String()
+}
+
+func sourceName(o events.OwnerSource) string {
+	if o > events.OwnerProc {
+		return "source" + strconv.Itoa(int(o))
+	}
+	return o.String()
+}
+
+// familyName returns "ipv4", "ipv6" or "af<n>".
+func familyName(f uint16) string {
+	switch f {
+	case syscall.AF_INET:
+		return "ipv4"
+	case syscall.AF_INET6:
+		return "ipv6"
+	}
+	return "af" + strconv.Itoa(int(f))
+}
+
+// errnoName returns the symbolic name of an errno ("ECONNREFUSED").
+func errnoName(e uint16) string {
+	if n := unix.ErrnoName(syscall.Errno(e)); n != "" {
+		return n
+	}
+	return "errno" + strconv.Itoa(int(e))
+}
+
+// shortState returns a state name abbreviated for narrow layouts.
+func shortState(s events.State) string {
+	switch s {
+	case events.Established:
+		return "ESTAB"
+	case events.NewSynRecv:
+		return "NEW_SYN"
+	}
+	return s.String()
+}
+
+// appendDur appends ns in human units with about three significant digits:
+// 850ns 5.39µs 27.3µs 227µs 1.00ms 2.5s 1m05s 2h03m 3d04h; "-" when ns < 0.
+func appendDur(b []byte, ns int64, ascii bool) []byte {
+	if ns < 0 {
+		return append(b, '-')
+	}
+	if ns < 1000 {
+		return append(strconv.AppendInt(b, ns, 10), "ns"...)
+	}
+	units := [...]struct {
+		div  int64
+		name string
+	}{{1e3, "µs"}, {1e6, "ms"}, {1e9, "s"}}
+	for i, u := range units {
+		if ns >= 60e9 {
+			break
+		}
+		if ns >= u.div*1000 && i < len(units)-1 {
+			continue
+		}
+		if r := (ns*100 + u.div/2) / u.div; r < 1000 {
+			b = strconv.AppendInt(b, r/100, 10)
+			b = append(b, '.', byte('0'+r/10%10), byte('0'+r%10))
+		} else if r := (ns*10 + u.div/2) / u.div; r < 1000 && (u.div != 1e9 || r < 600) {
+			b = strconv.AppendInt(b, r/10, 10)
+			b = append(b, '.', byte('0'+r%10))
+		} else if r := (ns + u.div/2) / u.div; r < 1000 && u.div != 1e9 {
+			b = strconv.AppendInt(b, r, 10)
+		} else {
+			continue
+		}
+		if ascii && u.name == "µs" {
+			return append(b, "us"...)
+		}
+		return append(b, u.name...)
+	}
+	sec := ns / 1e9
+	if ns%1e9 >= 5e8 {
+		sec++
+	}
+	switch {
+	case sec < 3600:
+		return appendPair(b, sec/60, 'm', sec%60, 's')
+	case sec < 86400:
+		min := (sec + 30) / 60
+		return appendPair(b, min/60, 'h', min%60, 'm')
+	}
+	h := (sec + 1800) / 3600
+	return appendPair(b, h/24, 'd', h%24, 'h')
+}
+
+func appendPair(b []byte, hi int64, hu byte, lo int64, lu byte) []byte {
+	b = strconv.AppendInt(b, hi, 10)
+	b = append(b, hu, byte('0'+lo/10), byte('0'+lo%10), lu)
+	return b
+}
+
+// formatDur returns appendDur's text as a string.
+func formatDur(ns int64, ascii bool) string {
+	return string(appendDur(make([]byte, 0, 8), ns, ascii))
+}
+
+// endpoint formats addr:port, IPv6 in brackets, "*" for port 0 and for an
+// unspecified address with port 0 (a listener's remote end).
+func endpoint(a netip.Addr, port uint16) string {
+	if port == 0 && (!a.IsValid() || a.IsUnspecified()) {
+		return "*"
+	}
+	host := "*"
+	if a.IsValid() {
+		host = a.String()
+		if a.Is6() {
+			host = "[" + host + "]"
+		}
+	}
+	return host + ":" + portText(port)
+}
+
+// portText formats a port, "*" for 0.
+func portText(p uint16) string {
+	if p == 0 {
+		return "*"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// sanitize replaces control characters and invalid UTF-8 with '?', so that
+// kernel-supplied names cannot move the cursor or inject escape codes.
+func sanitize(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var sb strings.Builder
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			r = '?'
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}
+
+// cells returns the terminal width of plain text.
+func cells(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return lipgloss.Width(s)
+		}
+	}
+	return len(s)
+}
+
+// truncRight cuts s to at most w cells, marking the cut with ell.
+func truncRight(s string, w int, ell string) string {
+	if cells(s) <= w {
+		return s
+	}
+	if w <= 0 {
+		return ""
+	}
+	keep := w - cells(ell)
+	var sb strings.Builder
+	n := 0
+	for _, r := range s {
+		rw := cells(string(r))
+		if n+rw > keep {
+			break
+		}
+		sb.WriteRune(r)
+		n += rw
+	}
+	if keep < 0 {
+		return truncRight(ell, w, "")
+	}
+	return sb.String() + ell
+}
+
+// truncLeft cuts s to at most w cells by dropping its start, marked with ell.
+func truncLeft(s string, w int, ell string) string {
+	if cells(s) <= w {
+		return s
+	}
+	keep := w - cells(ell)
+	if keep < 0 {
+		return truncRight(ell, w, "")
+	}
+	rs := []rune(s)
+	n, i := 0, len(rs)
+	for i > 0 {
+		rw := cells(string(rs[i-1]))
+		if n+rw > keep {
+			break
+		}
+		n += rw
+		i--
+	}
+	return ell + string(rs[i:])
+}
+
+// pad appends spaces to s (of visible width n cells) up to w cells.
+func pad(s string, n, w int) string {
+	if n >= w {
+		return s
+	}
+	return s + strings.Repeat(" ", w-n)
+}
+
+// padLeft prepends spaces to s (of visible width n cells) up to w cells.
+func padLeft(s string, n, w int) string {
+	if n >= w {
+		return s
+	}
+	return strings.Repeat(" ", w-n) + s
+}

@@ -1,0 +1,79 @@
+package render
+
+import (
+	"io"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// The palette: ANSI colours, so the terminal's theme decides the exact shade.
+var (
+	colorHandshake   = lipgloss.Color("6")  // cyan: LISTEN, SYN_SENT, SYN_RECV
+	colorEstablished = lipgloss.Color("2")  // green
+	colorClosing     = lipgloss.Color("3")  // yellow: FIN_WAIT*, CLOSE_WAIT, LAST_ACK, CLOSING
+	colorTimeWait    = lipgloss.Color("13") // bright magenta
+	colorClosed      = lipgloss.Color("8")  // grey: CLOSE, UNKNOWN
+	colorReset       = lipgloss.Color("1")  // red
+	colorActive      = lipgloss.Color("11") // bright yellow
+	colorFaint       = lipgloss.Color("8")  // grey: times, header, inferred
+	colorLoss        = lipgloss.Color("9")  // bright red
+)
+
+// styles holds the lipgloss styles bound to one writer's renderer. With
+// colour off every style renders its text unchanged.
+type styles struct {
+	on                                      bool
+	handshake, established, closing, closed lipgloss.Style
+	timeWait, reset, active, faint, loss    lipgloss.Style
+	bold, header                            lipgloss.Style
+}
+
+// newStyles binds the palette to w, forcing the Ascii profile when colour is off.
+func newStyles(w io.Writer, color bool) *styles {
+	r := lipgloss.NewRenderer(w)
+	if color {
+		r.SetColorProfile(termenv.ANSI)
+	} else {
+		r.SetColorProfile(termenv.Ascii)
+	}
+	fg := func(c lipgloss.Color) lipgloss.Style { return r.NewStyle().Foreground(c) }
+	return &styles{
+		on:          color,
+		handshake:   fg(colorHandshake),
+		established: fg(colorEstablished),
+		closing:     fg(colorClosing),
+		closed:      fg(colorClosed),
+		timeWait:    fg(colorTimeWait).Bold(true),
+		reset:       fg(colorReset).Bold(true),
+		active:      fg(colorActive).Bold(true),
+		faint:       fg(colorFaint),
+		loss:        fg(colorLoss).Bold(true),
+		bold:        r.NewStyle().Bold(true),
+		header:      r.NewStyle().Bold(true),
+	}
+}
+
+// paint renders s in st when colour is on.
+func (s *styles) paint(st lipgloss.Style, text string) string {
+	if !s.on || text == "" {
+		return text
+	}
+	return st.Render(text)
+}
+
+// state returns the style of a state's family.
+func (s *styles) state(st events.State) lipgloss.Style {
+	switch st {
+	case events.Listen, events.SynSent, events.SynRecv, events.NewSynRecv:
+		return s.handshake
+	case events.Established:
+		return s.established
+	case events.FinWait1, events.FinWait2, events.CloseWait, events.LastAck, events.Closing:
+		return s.closing
+	case events.TimeWait:
+		return s.timeWait
+	}
+	return s.closed
+}
