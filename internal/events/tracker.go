@@ -1,5 +1,7 @@
 package events
 
+import "slices"
+
 // Sink receives what the tracker makes of the stream. Pointers passed to it
 // are valid only during the call: a Conn is recycled after Finished returns.
 type Sink interface {
@@ -224,22 +226,77 @@ func (t *Tracker) own(c *Conn, ev *Event) {
 	}
 }
 
-// fill reports the step the kernel did not deliver (recursion guard or ring
-// loss): the connection was in c.State, the event says it left ev.Old.
+// fill reports the steps the kernel did not deliver (recursion guard or ring
+// loss): the connection was in c.State, the event says it left ev.Old. It
+// walks the shortest path of the TCP state machine between the two, one
+// inferred step per missing event.
 func (t *Tracker) fill(c *Conn, ev *Event) {
+	var buf [8]State
+	path := statePath(c.State, ev.Old, buf[:0])
 	g := &t.gap
-	*g = Transition{Event: ev, Conn: c, Old: c.State, New: ev.Old, InOld: int64(ev.Time - c.Last), Inferred: true}
-	if c.Start == ev.Time && len(c.Spans) == 0 || ev.Time < c.Last {
-		g.InOld = -1 // the connection's start was not seen
+	for i, next := range path {
+		*g = Transition{Event: ev, Conn: c, Old: c.State, New: next, InOld: -1, Inferred: true}
+		if i == 0 && !(c.Start == ev.Time && len(c.Spans) == 0) && ev.Time >= c.Last {
+			g.InOld = int64(ev.Time - c.Last)
+		}
+		t.stats.Inferred++
+		c.Inferred++
+		t.verdict(c, g)
+		t.record(c, g, ev.Time)
+		t.sink.Transition(g)
 	}
-	t.stats.Inferred++
-	c.Inferred++
-	t.verdict(c, g)
-	t.record(c, g, ev.Time)
-	t.sink.Transition(g)
 }
 
-// step applies the kernel's transition ev to c.
+// edges are the TCP state machine's transitions, besides X→CLOSE from any state.
+var edges = [...][]State{
+	Close:       {SynSent, Listen},
+	Listen:      {SynRecv},
+	SynSent:     {Established, SynRecv},
+	SynRecv:     {Established, FinWait1},
+	Established: {FinWait1, CloseWait},
+	FinWait1:    {FinWait2, Closing},
+	CloseWait:   {LastAck},
+	Closing:     nil,
+	NewSynRecv:  nil,
+}
+
+// statePath appends to buf the states after from on a shortest path to to
+// (to included), or just to when the state machine has no such path.
+func statePath(from, to State, buf []State) []State {
+	const n = NewSynRecv + 1
+	if from >= n || to >= n {
+		return append(buf, to)
+	}
+	var prev [n]State
+	var seen [n]bool
+	queue := [n]State{from}
+	seen[from] = true
+	for head, tail := 0, 1; head < tail; head++ {
+		s := queue[head]
+		for i := 0; i <= len(edges[s]); i++ {
+			next := Close // every state can go to CLOSE
+			if i < len(edges[s]) {
+				next = edges[s][i]
+			}
+			if seen[next] {
+				continue
+			}
+			seen[next], prev[next] = true, s
+			if next == to {
+				start := len(buf)
+				for x := to; x != from; x = prev[x] {
+					buf = append(buf, x)
+				}
+				slices.Reverse(buf[start:])
+				return buf
+			}
+			queue[tail] = next
+			tail++
+		}
+	}
+	return append(buf, to)
+}
+
 // first is set when ev is the first thing seen of c.
 func (t *Tracker) step(c *Conn, ev *Event, first bool) {
 	tr := &t.tr

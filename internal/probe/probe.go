@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +57,8 @@ type Probe struct {
 	reads    int
 	deadline time.Time
 	flushed  atomic.Bool
+	eof      bool       // the ring is drained after Stop
+	statsMu  sync.Mutex // Losses may be called while Next runs
 }
 
 // Open checks the system, loads and attaches the program, and runs the
@@ -157,6 +160,9 @@ func (p *Probe) Next(ev *events.Event) error {
 		p.pending = p.pending[1:]
 		return nil
 	}
+	if p.eof {
+		return io.EOF
+	}
 	for {
 		if p.reads&4095 == 4095 {
 			p.reads++
@@ -179,6 +185,7 @@ func (p *Probe) Next(ev *events.Event) error {
 			}
 			continue
 		case errors.Is(err, ringbuf.ErrFlushed), errors.Is(err, ringbuf.ErrClosed):
+			p.eof = true
 			if p.lossChanged(ev) {
 				return nil
 			}
@@ -229,6 +236,8 @@ func (p *Probe) lossChanged(ev *events.Event) bool {
 // Losses returns the kernel's cumulative loss counters: ring-buffer reserve
 // failures (per-CPU, summed) and the program's recursion misses.
 func (p *Probe) Losses() (events.Losses, error) {
+	p.statsMu.Lock()
+	defer p.statsMu.Unlock()
 	var l events.Losses
 	if err := p.objs.Counters.Lookup(uint32(counterRingbufLost), &p.percpu); err != nil {
 		return l, fmt.Errorf("reading loss counters: %w", err)
