@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,10 +17,16 @@ import (
 	"github.com/tcptrace/tcptrace/internal/render"
 )
 
+// captureFlushEvery bounds how much of a recording waits in memory.
+const captureFlushEvery = 200 * time.Millisecond
+
 // runLive traces the running kernel until a signal, --duration or a closed
 // output, then prints the summary.
-func runLive(ctx context.Context, f *flags) error {
-	kf, uf, err := f.filter()
+func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
+	if err := cf.check(); err != nil {
+		return err
+	}
+	kf, _, err := f.filter()
 	if err != nil {
 		return err
 	}
@@ -31,8 +34,7 @@ func runLive(ctx context.Context, f *flags) error {
 	if err != nil {
 		return err
 	}
-	color, err := useColor(f.color, os.Stdout)
-	if err != nil {
+	if _, err := useColor(f.color, os.Stdout); err != nil {
 		return err
 	}
 
@@ -41,32 +43,27 @@ func runLive(ctx context.Context, f *flags) error {
 		return err
 	}
 	defer p.Close()
-	start := time.Now()
+	startMono := probe.MonotonicNow()
 
-	out := &errWriter{w: os.Stdout}
-	bw := bufio.NewWriterSize(out, 64<<10)
 	clock := render.LiveClock()
-	opts := render.Options{Color: color, Width: f.width, Clock: clock, ASCII: f.ascii}
-	if opts.Width == 0 {
-		opts.Width = termWidth(os.Stdout)
-	}
-	var view events.Sink
-	var js *render.JSON
-	if f.json {
-		js = render.NewJSON(bw, clock)
-		view = js
-	} else {
-		view = render.NewText(bw, opts)
-	}
-	summ := render.NewSummarizer()
 	procs := owners.New("/proc")
-	tr := events.NewTracker(events.Tee{
-		&events.Filtered{Filter: uf, Sink: view},
-		&events.Filtered{Filter: events.Filter{PID: uf.PID, Comm: uf.Comm, Port: uf.Port, Host: uf.Host}, Sink: summ},
-	}, procs, f.maxConns)
+	pl, err := newPipeline(f, clock, procs)
+	if err != nil {
+		return err
+	}
 	for _, l := range procs.Listeners() {
-		tr.AddListener(l.Netns, l.Port, l.Owner)
+		pl.tracker.AddListener(l.Netns, l.Port, l.Owner)
 		_ = p.SeedListener(l.Netns, l.Port, l.Owner)
+	}
+	rec, err := newRecorder(cf, clock, startMono, version)
+	if err != nil {
+		return err
+	}
+	var record func(*events.Event) error
+	lastFlush := time.Now()
+	if rec != nil {
+		defer rec.Close()
+		record = rec.Write
 	}
 
 	stop := make(chan os.Signal, 1)
@@ -84,57 +81,55 @@ func runLive(ctx context.Context, f *flags) error {
 		select {
 		case <-stop:
 		case <-timer:
-		case <-ctxDone(ctx):
+		case <-ctx.Done():
 		case <-done:
 			return
 		}
 		_ = p.Stop()
 	}()
 
-	var ev events.Event
-	for {
-		err := p.Next(&ev)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		tr.Observe(&ev)
-		if p.Buffered() == 0 {
-			_ = bw.Flush()
-		}
-		if out.err != nil {
-			_ = p.Stop() // output closed (e.g. piped into head): finish quietly
-		}
-	}
-	_ = bw.Flush()
+	fmt.Fprintf(os.Stderr, "tcptrace: tracing TCP state changes (ring %s, poll %v)%s; Ctrl-C to stop\n", f.ringSize, f.poll, recNote(cf))
 
+	idle := func() bool {
+		if p.Buffered() != 0 {
+			return false
+		}
+		if rec != nil && time.Since(lastFlush) >= captureFlushEvery {
+			_ = rec.Flush()
+			lastFlush = time.Now()
+		}
+		return true
+	}
+	runErr := pl.drive(p, record, idle, func() { _ = p.Stop() })
+
+	endMono := probe.MonotonicNow()
 	lost, err := p.Losses()
 	if err != nil {
 		return err
 	}
-	sum := summ.Summary(tr.Stats(), lost, time.Since(start))
+	if rec != nil {
+		rec.SetLosses(lost)
+		rec.SetEnd(endMono)
+		if err := rec.Close(); err != nil && runErr == nil {
+			runErr = fmt.Errorf("closing capture: %w", err)
+		}
+	}
+	if runErr != nil {
+		return runErr
+	}
+	sum := pl.summary(lost, time.Duration(endMono-startMono))
 	if runs, rt, err := p.ProgramStats(); err == nil && runs > 0 {
 		sum.KernelRuns, sum.KernelNs = runs, uint64(rt)
 	}
-	if f.noSummary || out.err != nil {
-		return nil
-	}
-	if js != nil {
-		if err := js.Summary(sum); err != nil {
-			return err
-		}
-		return bw.Flush()
-	}
-	return sum.WriteText(os.Stderr, opts)
+	return pl.finish(f, sum)
 }
 
-func ctxDone(ctx context.Context) <-chan struct{} {
-	if ctx == nil {
-		return nil
+// recNote says where the capture goes, for the start-up line.
+func recNote(cf *captureFlags) string {
+	if cf.write == "" {
+		return ""
 	}
-	return ctx.Done()
+	return ", recording to " + cf.write
 }
 
 // useColor decides colour: never off a terminal, never with NO_COLOR.
@@ -158,21 +153,4 @@ func termWidth(f *os.File) int {
 		return 80
 	}
 	return int(ws.Col)
-}
-
-// errWriter remembers the first write error (EPIPE from a closed pipe).
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(b []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(b)
-	if err != nil {
-		e.err = err
-	}
-	return n, err
 }

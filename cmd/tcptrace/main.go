@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -15,7 +16,7 @@ import (
 var version = "dev"
 
 func main() {
-	if err := newRoot().Execute(); err != nil {
+	if err := newRoot().ExecuteContext(context.Background()); err != nil {
 		var ex exitError
 		if errors.As(err, &ex) {
 			os.Exit(int(ex))
@@ -32,6 +33,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e))
 
 func newRoot() *cobra.Command {
 	var f flags
+	var cf captureFlags
 	cmd := &cobra.Command{
 		Use:   "tcptrace [flags]",
 		Short: "Trace every TCP state change, owned by the right process, with the active closer named",
@@ -40,19 +42,42 @@ func newRoot() *cobra.Command {
 (not the task a softirq happened to interrupt), and says for each finished
 connection who closed first: the active closer, whose side holds TIME_WAIT.
 
-It traces until Ctrl-C, SIGTERM or --duration, then prints a summary.`,
+It traces until Ctrl-C, SIGTERM or --duration, then prints a summary.
+With -w it also records a capture; -r (or "tcptrace replay FILE") replays one
+anywhere, without privileges, exactly as the live run showed it.`,
 		Example: `  tcptrace                          # every transition, live
   tcptrace --port 6379 --duration 30s
   tcptrace --json > transitions.jsonl
-  tcptrace --comm redis-server --state TIME_WAIT`,
+  tcptrace --comm redis-server --state TIME_WAIT
+  tcptrace -w incident.tcpt -C 100MiB -W 5
+  tcptrace -r incident.tcpt --port 6379`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runLive(cmd.Context(), &f)
+			if cf.read != "" {
+				return runReplay(&f, &cf)
+			}
+			return runLive(cmd.Context(), &f, &cf)
 		},
 	}
-	f.register(cmd.Flags())
+	f.register(cmd.PersistentFlags())
+	cf.register(cmd.Flags())
+
+	replay := &cobra.Command{
+		Use:   "replay FILE",
+		Short: "Replay a capture (same as -r FILE); needs no privileges",
+		Example: `  tcptrace replay incident.tcpt
+  tcptrace replay --json --port 6379 incident.tcpt`,
+		Args:          cobra.ExactArgs(1),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			cf.read = args[0]
+			return runReplay(&f, &cf)
+		},
+	}
+	cmd.AddCommand(replay)
 	return cmd
 }

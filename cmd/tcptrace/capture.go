@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/tcptrace/tcptrace/internal/capture"
+	"github.com/tcptrace/tcptrace/internal/render"
+)
+
+// captureFlags are the command line of recording (-w) and replay (-r).
+type captureFlags struct {
+	write       string
+	overwrite   bool
+	rotateSize  string
+	rotateCount int
+	read        string
+}
+
+func (c *captureFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&c.write, "write", "w", "", "record every event to this capture file (mode 0600) for later replay")
+	fs.BoolVar(&c.overwrite, "overwrite", false, "let --write replace an existing capture")
+	fs.StringVarP(&c.rotateSize, "rotate-size", "C", "", "with --write: start a new file once one reaches this size (e.g. 100MiB); older ones become FILE.1, FILE.2, ...")
+	fs.IntVarP(&c.rotateCount, "rotate-count", "W", 0, "with --rotate-size: keep at most this many files, the oldest removed (default: all)")
+	fs.StringVarP(&c.read, "read", "r", "", "replay a capture file instead of tracing the kernel (no privileges needed)")
+}
+
+// check rejects contradictory capture flags.
+func (c *captureFlags) check() error {
+	switch {
+	case c.read != "" && c.write != "":
+		return fmt.Errorf("--read and --write: choose one")
+	case c.write == "" && (c.rotateSize != "" || c.rotateCount != 0 || c.overwrite):
+		return fmt.Errorf("--rotate-size, --rotate-count and --overwrite need --write")
+	case c.rotateCount != 0 && c.rotateSize == "":
+		return fmt.Errorf("--rotate-count needs --rotate-size")
+	case c.rotateCount < 0:
+		return fmt.Errorf("--rotate-count %d: must not be negative", c.rotateCount)
+	}
+	return nil
+}
+
+// newRecorder creates the capture of --write, or returns nil without it.
+// Write each event after tracker.Observe (it stamps the owner), Flush when
+// the probe is idle, SetLosses with the probe's final counters, then Close.
+func newRecorder(cf *captureFlags, clock render.Clock, startMono uint64, version string) (*capture.Writer, error) {
+	if err := cf.check(); err != nil || cf.write == "" {
+		return nil, err
+	}
+	opts := capture.Options{Overwrite: cf.overwrite, RotateCount: cf.rotateCount, Tool: "tcptrace " + version, ClockOffset: clock.Offset, StartMono: startMono}
+	if cf.rotateSize != "" {
+		n, err := parseSize(cf.rotateSize)
+		if err != nil {
+			return nil, fmt.Errorf("--rotate-size: %w", err)
+		}
+		opts.RotateSize = int64(n)
+	}
+	w, err := capture.Create(cf.write, opts)
+	if err != nil {
+		return nil, fmt.Errorf("--write: %w", err)
+	}
+	return w, nil
+}
+
+// openReplay opens a capture for replay and returns the clock that shows
+// its events at the times they were recorded.
+func openReplay(path string) (*capture.Reader, render.Clock, error) {
+	r, err := capture.Open(path)
+	if err != nil {
+		return nil, render.Clock{}, err
+	}
+	return r, render.Clock{Offset: r.Header().ClockOffset, Loc: time.Local}, nil
+}
+
+// replayNote returns the one-line note to print on stderr after a replay
+// ended (io.EOF): "" if the capture ended cleanly.
+func replayNote(path string, r *capture.Reader) string {
+	if t := r.Truncated(); t != nil {
+		return fmt.Sprintf("tcptrace: %s: capture %s: %d events read (recording was not closed cleanly)", path, t, t.Events)
+	}
+	return ""
+}
+
+// describeCapture writes the capture's header to stderr: where and when it
+// was recorded, and each namespace's TIME_WAIT sysctls.
+func describeCapture(path string, r *capture.Reader, clock render.Clock) {
+	h := r.Header()
+	fmt.Fprintf(os.Stderr, "tcptrace: replaying %s: recorded on %s (kernel %s) by %s from %s\n",
+		path, h.Host, h.Kernel, h.Tool, clock.Wall(h.StartMono).Format(time.RFC3339))
+	for _, n := range h.Netns {
+		fmt.Fprintf(os.Stderr, "tcptrace: netns %d:", n.Inode)
+		for _, k := range capture.Sysctls {
+			fmt.Fprintf(os.Stderr, " %s=%s", k, n.Sysctls[k])
+		}
+		fmt.Fprintln(os.Stderr)
+	}
+}

@@ -1,0 +1,315 @@
+package main
+
+// End-to-end tests of the tcptrace binary against the real kernel: live
+// output, recording and replay, signals, closed pipes and bad input.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/testutil"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tcptrace-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "tcptrace")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		os.Stderr.Write(out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// tracer is a running tcptrace process.
+type tracer struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	stderr *bytes.Buffer
+}
+
+// startTracer runs tcptrace with args and waits until it says it is tracing.
+func startTracer(t *testing.T, args ...string) *tracer {
+	t.Helper()
+	tr := &tracer{cmd: exec.Command(binary, args...), stderr: &bytes.Buffer{}}
+	tr.cmd.Stdout = &tr.stdout
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.cmd.Stderr = pw
+	if err := tr.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		signalled := false
+		for sc.Scan() {
+			tr.stderr.WriteString(sc.Text() + "\n")
+			if !signalled && strings.Contains(sc.Text(), "tracing TCP state changes") {
+				ready <- true
+				signalled = true
+			}
+		}
+		if !signalled {
+			ready <- false
+		}
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			tr.cmd.Wait()
+			t.Fatalf("tcptrace did not start: %s", tr.stderr)
+		}
+	case <-time.After(20 * time.Second):
+		tr.cmd.Process.Kill()
+		t.Fatal("tcptrace did not start within 20s")
+	}
+	t.Cleanup(func() { tr.cmd.Process.Kill() })
+	return tr
+}
+
+// stop sends sig and waits for a clean exit.
+func (tr *tracer) stop(t *testing.T, sig os.Signal) {
+	t.Helper()
+	tr.cmd.Process.Signal(sig)
+	done := make(chan error, 1)
+	go func() { done <- tr.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("tcptrace exited with %v: %s", err, tr.stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("tcptrace did not exit within 10s of the signal")
+	}
+}
+
+// workload makes n connections to a fresh loopback listener, the client
+// closing first, and returns the listener's port once all have ended.
+func workload(t *testing.T, n int) int {
+	t.Helper()
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < n; i++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 16)
+			for {
+				if _, err := c.Read(buf); err != nil {
+					break
+				}
+			}
+			c.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp4", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("PING\r\n"))
+		c.Close()
+	}
+	<-done
+	l.Close()
+	time.Sleep(200 * time.Millisecond) // let the last softirq transitions arrive
+	return port
+}
+
+// TestLiveReplayIdentical records a real workload and checks that replaying
+// the capture prints byte-for-byte what the live run printed, summary too.
+func TestLiveReplayIdentical(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	capture := filepath.Join(t.TempDir(), "run.tcpt")
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	// Reserve a port for the filter: listen, note the port, close, reuse.
+	probe, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.Addr().String()
+	port := strings.TrimPrefix(addr, "127.0.0.1:")
+	probe.Close()
+
+	for _, mode := range [][]string{{"--width", "100"}, {"--json"}} {
+		os.Remove(capture)
+		args := append([]string{"--port", port, "-w", capture}, mode...)
+		tr := startTracer(t, args...)
+		l, err := lc.Listen(context.Background(), "tcp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		for i := 0; i < 20; i++ {
+			c, err := net.Dial("tcp4", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+		}
+		time.Sleep(300 * time.Millisecond)
+		l.Close()
+		time.Sleep(200 * time.Millisecond)
+		tr.stop(t, syscall.SIGINT)
+
+		st, err := os.Stat(capture)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("capture mode %v, want 0600", st.Mode().Perm())
+		}
+		replay := exec.Command(binary, append([]string{"-r", capture, "--port", port}, mode...)...)
+		var out, errb bytes.Buffer
+		replay.Stdout, replay.Stderr = &out, &errb
+		if err := replay.Run(); err != nil {
+			t.Fatalf("replay: %v: %s", err, errb.String())
+		}
+		live := tr.stdout.String()
+		if n := strings.Count(live, "\n"); n < 20*5 {
+			t.Fatalf("%v: live output has %d lines, want ≥ 100 (20 connections × 2 sockets): %s", mode, n, live)
+		}
+		if mode[0] == "--json" {
+			// The summary's kernel_runs/kernel_ns exist only live.
+			live = live[:strings.LastIndex(strings.TrimSuffix(live, "\n"), "\n")+1]
+			got := out.String()
+			got = got[:strings.LastIndex(strings.TrimSuffix(got, "\n"), "\n")+1]
+			if live != got {
+				t.Errorf("JSON replay differs from the live run")
+			}
+			continue
+		}
+		if live != out.String() {
+			t.Errorf("replay differs from the live run\nlive:\n%s\nreplay:\n%s", live, out.String())
+		}
+		liveSum := tr.stderr.String()[strings.Index(tr.stderr.String(), "tcptrace summary"):]
+		replaySum := errb.String()[strings.Index(errb.String(), "tcptrace summary"):]
+		if liveSum != replaySum {
+			t.Errorf("replay summary differs:\nlive:\n%s\nreplay:\n%s", liveSum, replaySum)
+		}
+		if !strings.Contains(live, "FIN_WAIT2→TIME_WAIT") && !strings.Contains(live, "FIN_WAIT2 → TIME_WAIT") {
+			t.Errorf("no TIME_WAIT handover in the live output:\n%s", live)
+		}
+	}
+}
+
+// TestSignals checks SIGINT and SIGTERM stop tracing cleanly with a summary.
+func TestSignals(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		tr := startTracer(t, "--port", "9")
+		tr.stop(t, sig)
+		if !strings.Contains(tr.stderr.String(), "tcptrace summary") {
+			t.Errorf("%v: no summary on stderr: %s", sig, tr.stderr)
+		}
+	}
+}
+
+// TestDuration checks --duration ends the run by itself.
+func TestDuration(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	cmd := exec.Command(binary, "--duration", "500ms", "--json", "--port", "9")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	if !bytes.Contains(out, []byte(`{"type":"summary"`)) {
+		t.Errorf("no JSON summary: %s", out)
+	}
+}
+
+// TestClosedPipe checks that `tcptrace | head -1` ends tcptrace quietly.
+func TestClosedPipe(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "--no-summary")
+	cmd.Stdout = pw
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	time.Sleep(1500 * time.Millisecond)
+	pr.Close() // the reader goes away, as head does
+	workload(t, 5)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("tcptrace exited with %v after its reader left: %s", err, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("tcptrace kept running after its reader left")
+	}
+}
+
+// TestBadInput checks each bad flag gives one clear line and exit status 1.
+func TestBadInput(t *testing.T) {
+	for _, args := range [][]string{
+		{"--state", "FOO"},
+		{"--host", "nope"},
+		{"--ring-size", "3000"},
+		{"--color", "sometimes"},
+		{"--comm", "a-name-much-longer-than-15"},
+		{"-r", "/nonexistent/file.tcpt"},
+		{"-r", "/"},
+		{"-r", "x", "-w", "y"},
+	} {
+		cmd := exec.Command(binary, args...)
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		err := cmd.Run()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 1 {
+			t.Errorf("%v: exit %v, want status 1", args, err)
+		}
+		msg := strings.TrimSpace(errb.String())
+		if !strings.HasPrefix(msg, "tcptrace: ") || strings.Count(msg, "\n") != 0 || strings.Contains(msg, "panic") {
+			t.Errorf("%v: want one line starting with tcptrace:, got %q", args, msg)
+		}
+	}
+}

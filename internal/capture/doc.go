@@ -1,0 +1,35 @@
+// Package capture records the event stream to a file and replays it, for
+// incident captures analysed later, elsewhere, without privileges
+// (tcptrace -w FILE, tcptrace -r FILE).
+//
+// # Format, version 1
+//
+// A capture (.tcpt) is a 10-byte preamble — the magic "\x89TCPTRC\n" and a
+// u16 format version — then framed records, append-only. A frame is: type
+// byte ('H' header, 'N' namespace, 'E' events, 'T' end), a reserved zero
+// byte, u32 payload length, the low 16 bits of the CRC32C of those 6 bytes,
+// the payload and its CRC32C (all little-endian). Records are numbered from
+// 1, the header. A file ending inside a record or without a 'T' record was
+// cut short: readers return every complete record and report "cut short at
+// record N (byte offset X)"; a checksum mismatch is an error naming the
+// record; unknown record types are skipped.
+//
+// 'H' is JSON: format, tool version, host, kernel release, clock offset
+// (wall ns − CLOCK_MONOTONIC ns, so replays print recorded times), start
+// (monotonic and wall), rotation sequence, the recorder's netns. 'N' is
+// JSON: a network namespace's TIME_WAIT sysctls (ip_local_port_range,
+// tcp_tw_reuse, tcp_timestamps, tcp_max_tw_buckets, tcp_fin_timeout;
+// "unknown" if unreadable), written before the first event in it. 'T' is
+// JSON: end time, event count, final loss counters; it is written, then the
+// file is synced, on a clean close.
+//
+// 'E' holds a uvarint count and that many events, each encoded against the
+// previous event of its connection (one of the 16384 most recent, by id in
+// order of first appearance): a uvarint mask of the fields that changed, a
+// uvarint connection reference, the zigzag time delta from the previous
+// event, then the changed fields as uvarints, task names through a table
+// of 4096, addresses through a ring of the 8 last ones. Loss notices and a
+// connection's first event are encoded against the zero Event. Coder state
+// is reset per file, so each rotated file decodes alone. FORMAT.md has the
+// field table.
+package capture
