@@ -313,3 +313,73 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 }
+
+// sample is the real capture shipped with the repository.
+const sample = "../../internal/capture/testdata/sample.tcpt"
+
+// TestReplayUnprivileged replays the shipped capture as nobody: replay needs
+// no capabilities.
+func TestReplayUnprivileged(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to switch to nobody")
+	}
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "tcptrace-replay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	abs := filepath.Join(dir, "sample.tcpt")
+	if err := os.WriteFile(abs, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, filepath.Dir(binary)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--inh-caps=-all", binary, "replay", "--width", "100", abs)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("replay as nobody: %v: %s", err, errb.String())
+	}
+	for _, want := range []string{"TIME_WAIT", "closer=local", "end=refused", "end=reset"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("replay output lacks %q", want)
+		}
+	}
+	if !strings.Contains(errb.String(), "tcptrace summary") {
+		t.Errorf("no summary: %s", errb.String())
+	}
+}
+
+// TestReplayCutShort replays a capture cut inside its end record, as a
+// recording killed while closing leaves it: every complete record is shown,
+// the cut is named, and the exit status is 2.
+func TestReplayCutShort(t *testing.T) {
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.tcpt")
+	if err := os.WriteFile(cut, data[:len(data)-20], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "-r", cut, "--no-summary")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v, want status 2: %s", err, errb.String())
+	}
+	if !strings.Contains(errb.String(), "cut short at record") {
+		t.Errorf("no cut-short note: %s", errb.String())
+	}
+	if strings.Count(out.String(), "\n") < 10 {
+		t.Errorf("the complete records before the cut were not shown: %s", out.String())
+	}
+}
