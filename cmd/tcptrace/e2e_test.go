@@ -383,3 +383,24 @@ func TestReplayCutShort(t *testing.T) {
 		t.Errorf("the complete records before the cut were not shown: %s", out.String())
 	}
 }
+
+// TestReplayDiagram draws the shipped capture's ladders and aggregate.
+func TestReplayDiagram(t *testing.T) {
+	for _, mode := range []string{"--diagram", "--diagram=aggregate"} {
+		out, err := exec.Command(binary, "-r", sample, mode, "--no-summary", "--ascii").Output()
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		for _, want := range []string{"active closer", "TIME_WAIT", "SYN+ACK", "FIN"} {
+			if !bytes.Contains(out, []byte(want)) {
+				t.Errorf("%s: output lacks %q", mode, want)
+			}
+		}
+		if mode == "--diagram=aggregate" && !bytes.Contains(out, []byte("x300")) && !bytes.Contains(out, []byte("×300")) {
+			t.Errorf("aggregate does not collapse the 300 churned connections:\n%s", out)
+		}
+	}
+	if err := exec.Command(binary, "-r", sample, "--diagram", "--json").Run(); err == nil {
+		t.Error("--diagram with --json was accepted")
+	}
+}

@@ -30,6 +30,7 @@ type flags struct {
 	maxConns  int
 	noSummary bool
 	selfTest  bool
+	diagram   string
 }
 
 func (f *flags) register(fs *pflag.FlagSet) {
@@ -48,6 +49,8 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.maxConns, "max-conns", events.DefaultMaxConns, "bound of the tracked-connection table (evictions are counted)")
 	fs.BoolVar(&f.noSummary, "no-summary", false, "do not print the summary on exit")
 	fs.BoolVar(&f.selfTest, "self-test", true, "check at start that a loopback connection is traced")
+	fs.StringVar(&f.diagram, "diagram", "", "draw each connection's state ladder when it ends (=COOKIE: one connection; =aggregate: one ladder per shape, at exit)")
+	fs.Lookup("diagram").NoOptDefVal = "all"
 }
 
 // filter builds the kernel and userspace filters from the flags.

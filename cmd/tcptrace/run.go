@@ -20,6 +20,7 @@ type pipeline struct {
 	bw      *bufio.Writer
 	opts    render.Options
 	json    *render.JSON
+	diag    *render.Diagrams
 	summ    *render.Summarizer
 	tracker *events.Tracker
 	ev      events.Event
@@ -42,17 +43,28 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 	if pl.opts.Width == 0 {
 		pl.opts.Width = termWidth(os.Stdout)
 	}
+	connOnly := events.Filter{PID: uf.PID, Comm: uf.Comm, Port: uf.Port, Host: uf.Host}
 	var view events.Sink
-	if f.json {
+	switch {
+	case f.diagram != "" && f.json:
+		return nil, fmt.Errorf("--diagram draws text: it does not combine with --json")
+	case f.diagram != "":
+		sel, err := render.ParseDiagramFlag(f.diagram)
+		if err != nil {
+			return nil, fmt.Errorf("--diagram: %w", err)
+		}
+		// A ladder needs every step: --state does not apply to diagrams.
+		pl.diag = render.NewDiagrams(pl.bw, pl.opts, sel)
+		view = &events.Filtered{Filter: connOnly, Sink: pl.diag}
+	case f.json:
 		pl.json = render.NewJSON(pl.bw, clock)
-		view = pl.json
-	} else {
-		view = render.NewText(pl.bw, pl.opts)
+		view = &events.Filtered{Filter: uf, Sink: pl.json}
+	default:
+		view = &events.Filtered{Filter: uf, Sink: render.NewText(pl.bw, pl.opts)}
 	}
 	pl.summ = render.NewSummarizer()
-	connOnly := events.Filter{PID: uf.PID, Comm: uf.Comm, Port: uf.Port, Host: uf.Host}
 	pl.tracker = events.NewTracker(events.Tee{
-		&events.Filtered{Filter: uf, Sink: view},
+		view,
 		&events.Filtered{Filter: connOnly, Sink: pl.summ},
 	}, resolver, f.maxConns)
 	return pl, nil
@@ -81,12 +93,18 @@ func (pl *pipeline) drive(src events.Source, after func(*events.Event) error, id
 			}
 		}
 		if idle == nil || idle() {
+			if pl.diag != nil && idle != nil {
+				pl.diag.Tick(ev.Time) // draw halves whose partner is overdue
+			}
 			_ = pl.bw.Flush()
 		}
 		if pl.out.err != nil && stop != nil {
 			stop() // output closed (e.g. piped into head): finish quietly
 			stop = nil
 		}
+	}
+	if pl.diag != nil {
+		pl.diag.Flush() // partners that never came, and the aggregate
 	}
 	if err := pl.bw.Flush(); err != nil && pl.out.err == nil {
 		return err
