@@ -274,6 +274,16 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 	if (filtered_out(e))
 		return 0;
 
+	if (cfg.drop_every) {
+		__u32 slot = COUNTER_SEQ;
+		__u64 *seq = bpf_map_lookup_elem(&counters, &slot);
+
+		if (seq && ++*seq % cfg.drop_every == 0) {
+			count(COUNTER_RINGBUF_LOST);
+			return 0;
+		}
+	}
+
 	/* Batch wakeups: waking the reader per event costs microseconds in
 	 * the traced path. The reader polls on a short timer; wake it early
 	 * only when unread data passes the threshold. */

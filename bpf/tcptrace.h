@@ -81,6 +81,7 @@ enum event_flag {
 enum counter {
 	COUNTER_RINGBUF_LOST = 0,   /* bpf_ringbuf_output failed: ring full */
 	COUNTER_OWNER_FULL = 1,     /* owner storage could not be created */
+	COUNTER_SEQ = 2,            /* events considered, for simulated drops */
 	COUNTER_MAX = 4,
 };
 
@@ -135,7 +136,7 @@ struct config {
 	__u16 host_family;  /* 0 = any host */
 	__u8 host[16];      /* either-end address filter */
 	char comm[16];      /* owner comm filter, empty = any */
-	__u8 _pad[4];
+	__u32 drop_every;   /* tests: drop every Nth event as if the ring were full */
 };
 
 /* ---- Kernel types, trimmed; CO-RE relocates every access. ---- */

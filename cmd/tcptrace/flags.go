@@ -31,6 +31,7 @@ type flags struct {
 	noSummary bool
 	selfTest  bool
 	diagram   string
+	dropEvery uint32
 }
 
 func (f *flags) register(fs *pflag.FlagSet) {
@@ -51,6 +52,8 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.selfTest, "self-test", true, "check at start that a loopback connection is traced")
 	fs.StringVar(&f.diagram, "diagram", "", "draw each connection's state ladder when it ends (=COOKIE: one connection; =aggregate: one ladder per shape, at exit)")
 	fs.Lookup("diagram").NoOptDefVal = "all"
+	fs.Uint32Var(&f.dropEvery, "simulate-drops", 0, "testing: the kernel drops every Nth event, counted as lost like a full ring")
+	_ = fs.MarkHidden("simulate-drops")
 }
 
 // filter builds the kernel and userspace filters from the flags.

@@ -38,7 +38,7 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 		return err
 	}
 
-	p, err := probe.Open(probe.Options{RingSize: ring, PollInterval: f.poll, Filter: kf, SkipSelfTest: !f.selfTest})
+	p, err := probe.Open(probe.Options{RingSize: ring, PollInterval: f.poll, Filter: kf, SkipSelfTest: !f.selfTest, DropEvery: f.dropEvery})
 	if err != nil {
 		return err
 	}

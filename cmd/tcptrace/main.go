@@ -79,5 +79,12 @@ anywhere, without privileges, exactly as the live run showed it.`,
 		},
 	}
 	cmd.AddCommand(replay)
+	for _, sub := range subcommands {
+		cmd.AddCommand(sub(&f))
+	}
 	return cmd
 }
+
+// subcommands are added by the files that implement them (report, serve...),
+// each from an init function; they share the root's persistent flags.
+var subcommands []func(*flags) *cobra.Command

@@ -41,6 +41,7 @@ type Options struct {
 	PollInterval time.Duration // reader poll period, the latency bound; DefaultPollInterval if 0
 	Filter       Filter
 	SkipSelfTest bool
+	DropEvery    uint32 // tests: the kernel drops every Nth event and counts it as ring loss
 }
 
 // Probe is an attached tcptrace program and its ring-buffer reader.
@@ -119,6 +120,7 @@ func configFor(opts Options) (tcptraceConfig, error) {
 		SelfPid:     uint32(os.Getpid()),
 		Pid:         f.PID,
 		Port:        f.Port,
+		DropEvery:   opts.DropEvery,
 	}
 	if len(f.Comm) > 15 {
 		return cfg, fmt.Errorf("--comm %q: longer than the kernel's 15-byte task names", f.Comm)

@@ -22,7 +22,7 @@ type tcptraceConfig struct {
 	HostFamily  uint16
 	Host        [16]uint8
 	Comm        [16]int8
-	Pad         [4]uint8
+	DropEvery   uint32
 }
 
 type tcptraceEvent struct {
