@@ -34,10 +34,7 @@ enum {
 	BPF_ANY = 0,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LRU_HASH = 9,
-	BPF_MAP_TYPE_SK_STORAGE = 24,
 	BPF_MAP_TYPE_RINGBUF = 27,
-	BPF_F_NO_PREALLOC = 1,
-	BPF_SK_STORAGE_GET_F_CREATE = 1,
 	BPF_RB_NO_WAKEUP = 1,
 	BPF_RB_FORCE_WAKEUP = 2,
 	BPF_RB_AVAIL_DATA = 0,
@@ -80,7 +77,7 @@ enum event_flag {
 /* Counter slots in the per-CPU counters map. */
 enum counter {
 	COUNTER_RINGBUF_LOST = 0,   /* bpf_ringbuf_output failed: ring full */
-	COUNTER_OWNER_FULL = 1,     /* owner storage could not be created */
+	COUNTER_OWNER_FULL = 1,     /* owner map update failed */
 	COUNTER_SEQ = 2,            /* events considered, for simulated drops */
 	COUNTER_MAX = 4,
 };
@@ -137,6 +134,8 @@ struct config {
 	__u8 host[16];      /* either-end address filter */
 	char comm[16];      /* owner comm filter, empty = any */
 	__u32 drop_every;   /* tests: drop every Nth event as if the ring were full */
+	__u32 kernel_owners; /* remember owners per socket in the kernel (pid/comm filters) */
+	__u32 _pad;
 };
 
 /* ---- Kernel types, trimmed; CO-RE relocates every access. ---- */

@@ -395,8 +395,12 @@ var shapeNames = []string{"client_close", "server_close", "linger_reset", "refus
 // with a large ring polled often, so that a busy host cannot crowd out the
 // test's events.
 func shapeOptions(port int) probe.Options {
-	return probe.Options{RingSize: 64 << 20, PollInterval: 10 * time.Millisecond, Filter: probe.Filter{Port: uint16(port)}}
+	return probe.Options{RingSize: 64 << 20, PollInterval: 10 * time.Millisecond, Filter: probe.Filter{Port: uint16(port), Comm: shapeComm}}
 }
+
+// shapeComm, when set, adds a --comm filter to shape runs: the kernel then
+// remembers every socket's owner itself (see TestKernelShapesKernelOwners).
+var shapeComm string
 
 // runShape runs one shape under a probe filtered to its port.
 func runShape(t testing.TB, name string) *connShape {

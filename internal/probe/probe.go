@@ -122,6 +122,11 @@ func configFor(opts Options) (tcptraceConfig, error) {
 		Port:        f.Port,
 		DropEvery:   opts.DropEvery,
 	}
+	if f.PID != 0 || f.Comm != "" {
+		// Softirq transitions carry their owner only if the kernel
+		// remembers it; otherwise userspace does, at no kernel cost.
+		cfg.KernelOwners = 1
+	}
 	if len(f.Comm) > 15 {
 		return cfg, fmt.Errorf("--comm %q: longer than the kernel's 15-byte task names", f.Comm)
 	}

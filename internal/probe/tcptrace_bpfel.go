@@ -14,15 +14,17 @@ import (
 )
 
 type tcptraceConfig struct {
-	_           structs.HostLayout
-	WakeupBytes uint64
-	SelfPid     uint32
-	Pid         uint32
-	Port        uint16
-	HostFamily  uint16
-	Host        [16]uint8
-	Comm        [16]int8
-	DropEvery   uint32
+	_            structs.HostLayout
+	WakeupBytes  uint64
+	SelfPid      uint32
+	Pid          uint32
+	Port         uint16
+	HostFamily   uint16
+	Host         [16]uint8
+	Comm         [16]int8
+	DropEvery    uint32
+	KernelOwners uint32
+	Pad          uint32
 }
 
 type tcptraceEvent struct {
