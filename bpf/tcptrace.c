@@ -68,6 +68,9 @@ struct {
 	__type(value, struct owner);
 } listeners SEC(".maps");
 
+/* A record in the ring: the event and the ring's 8-byte header. */
+#define RECORD_SIZE (sizeof(struct event) + 8)
+
 /* Makes BTF carry struct event, so bpf2go emits its Go type. */
 const struct event *unused_event __attribute__((unused));
 
@@ -181,7 +184,7 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 	struct owner *o, own = {};
 	struct event *e;
 	__u16 family;
-	__u64 flags;
+	__u64 flags, avail;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
@@ -300,8 +303,12 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 	/* Batch wakeups: waking the reader per event costs microseconds in
 	 * the traced path. The reader polls on a short timer; wake it early
 	 * only when unread data passes the threshold. */
+	/* Wake only as unread data crosses the threshold: forcing it on every
+	 * record past it would send an irq_work IPI per event while the reader
+	 * drains. A crossing missed by racing CPUs is caught by the poll tick. */
 	flags = BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
+	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (avail < cfg.wakeup_bytes && avail + RECORD_SIZE >= cfg.wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), flags))
 		count(COUNTER_RINGBUF_LOST);
