@@ -20,6 +20,7 @@ type JSON struct {
 	lost events.Losses
 	buf  []byte
 	err  error
+	tc   timeCache
 }
 
 // NewJSON returns a JSON-lines view writing to w, one Write per object.
@@ -51,20 +52,22 @@ func (j *JSON) Transition(t *events.Transition) {
 	b = j.appendTime(b, ev.Time)
 	b = appendUint(b, "cookie", ev.Cookie)
 	b = appendUint(b, "pid", uint64(ev.PID))
-	b = appendUint(b, "tid", uint64(ev.TID))
 	b = appendComm(b, &ev.Comm)
+	// tid and cgroup_id are in the connection record; owner_source only
+	// when the owner was not seen in a syscall (a line's bytes cost CPU).
 	src := events.OwnerUnknown
 	if t.Conn != nil {
 		src = t.Conn.Owner.Source
 	}
-	b = appendStr(b, "owner_source", sourceName(src))
+	if src != events.OwnerSyscall {
+		b = appendStr(b, "owner_source", sourceName(src))
+	}
 	b = appendStr(b, "family", familyName(ev.Family))
 	b = appendAddr(b, "saddr", ev.Saddr)
 	b = appendUint(b, "sport", uint64(ev.Sport))
 	b = appendAddr(b, "daddr", ev.Daddr)
 	b = appendUint(b, "dport", uint64(ev.Dport))
 	b = appendUint(b, "netns", uint64(ev.Netns))
-	b = appendUint(b, "cgroup_id", ev.CgroupID)
 	b = appendStr(b, "old", t.Old.String())
 	b = appendStr(b, "new", t.Shown().String())
 	if t.TimeWait {
@@ -180,10 +183,46 @@ func (j *JSON) Summary(s *Summary) error {
 	return j.err
 }
 
+// appendTime appends the RFC 3339 time (as time.RFC3339Nano formats it) of a
+// kernel timestamp, formatting date, clock and zone once per second.
 func (j *JSON) appendTime(b []byte, mono uint64) []byte {
-	b = append(b, '"')
-	b = j.c.Wall(mono).AppendFormat(b, time.RFC3339Nano)
+	ns := int64(mono) + j.c.Offset
+	if ns < 0 {
+		b = append(b, '"')
+		b = j.c.Wall(mono).AppendFormat(b, time.RFC3339Nano)
+		return append(b, '"')
+	}
+	sec, frac := ns/1e9, ns%1e9
+	if !j.tc.ok || sec != j.tc.sec {
+		t := j.c.Wall(uint64(sec*1e9 - j.c.Offset))
+		j.tc.prefix = t.AppendFormat(append(j.tc.prefix[:0], '"'), "2006-01-02T15:04:05")
+		j.tc.zone = t.AppendFormat(j.tc.zone[:0], "Z07:00")
+		j.tc.sec, j.tc.ok = sec, true
+	}
+	b = append(b, j.tc.prefix...)
+	if frac != 0 {
+		var d [10]byte
+		d[0] = '.'
+		for i := 9; i >= 1; i-- {
+			d[i] = byte('0' + frac%10)
+			frac /= 10
+		}
+		n := 10
+		for d[n-1] == '0' {
+			n--
+		}
+		b = append(b, d[:n]...)
+	}
+	b = append(b, j.tc.zone...)
 	return append(b, '"')
+}
+
+// timeCache holds the formatted second of the latest JSON time.
+type timeCache struct {
+	ok     bool
+	sec    int64
+	prefix []byte // `"2006-01-02T15:04:05`
+	zone   []byte // "Z" or "+01:00"
 }
 
 func appendUint(b []byte, key string, v uint64) []byte {
