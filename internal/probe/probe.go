@@ -42,6 +42,7 @@ type Options struct {
 	Filter       Filter
 	SkipSelfTest bool
 	DropEvery    uint32 // tests: the kernel drops every Nth event and counts it as ring loss
+	OnIdle       func() // called from Next at each poll tick that finds the ring drained
 }
 
 // Probe is an attached tcptrace program and its ring-buffer reader.
@@ -187,6 +188,9 @@ func (p *Probe) Next(ev *events.Event) error {
 			// The ring was drained and a poll period passed: the
 			// batched-wakeup latency bound.
 			p.armDeadline()
+			if p.opts.OnIdle != nil {
+				p.opts.OnIdle()
+			}
 			if p.lossChanged(ev) {
 				return nil
 			}
