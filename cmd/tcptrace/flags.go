@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,8 @@ type flags struct {
 	selfTest  bool
 	diagram   string
 	dropEvery uint32
+	cpuProf   string
+	profOut   *os.File
 }
 
 func (f *flags) register(fs *pflag.FlagSet) {
@@ -54,6 +58,8 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.Lookup("diagram").NoOptDefVal = "all"
 	fs.Uint32Var(&f.dropEvery, "simulate-drops", 0, "testing: the kernel drops every Nth event, counted as lost like a full ring")
 	_ = fs.MarkHidden("simulate-drops")
+	fs.StringVar(&f.cpuProf, "cpuprofile", "", "debugging: write a Go CPU profile of the run to this file")
+	_ = fs.MarkHidden("cpuprofile")
 }
 
 // filter builds the kernel and userspace filters from the flags.
@@ -110,4 +116,25 @@ func (f *flags) ring() (int, error) {
 		return 0, fmt.Errorf("--ring-size %s: must be a power of two of at least 4KiB", f.ringSize)
 	}
 	return n, nil
+}
+
+// startProfile starts the --cpuprofile CPU profile, if asked for.
+func (f *flags) startProfile() error {
+	if f.cpuProf == "" {
+		return nil
+	}
+	out, err := os.Create(f.cpuProf)
+	if err != nil {
+		return fmt.Errorf("--cpuprofile: %w", err)
+	}
+	f.profOut = out
+	return pprof.StartCPUProfile(out)
+}
+
+// stopProfile ends the CPU profile.
+func (f *flags) stopProfile() {
+	if f.profOut != nil {
+		pprof.StopCPUProfile()
+		f.profOut.Close()
+	}
 }

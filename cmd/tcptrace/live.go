@@ -11,6 +11,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"golang.org/x/sys/unix"
 
+	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/owners"
 	"github.com/tcptrace/tcptrace/internal/probe"
@@ -51,6 +52,13 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	if err != nil {
 		return err
 	}
+	poller := startLedger(pl.engine)
+	defer poller.Close()
+	pl.report = func() *diagnosis.Report {
+		feedLedger(pl.engine, poller) // the latest snapshots: a final dump can take long on a big table
+		now := probe.MonotonicNow()
+		return pl.engine.Report(now, time.Duration(now-startMono), "")
+	}
 	for _, l := range procs.Listeners() {
 		pl.tracker.AddListener(l.Netns, l.Port, l.Owner)
 		_ = p.SeedListener(l.Netns, l.Port, l.Owner)
@@ -59,11 +67,9 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	if err != nil {
 		return err
 	}
-	var record func(*events.Event) error
 	lastFlush := time.Now()
 	if rec != nil {
 		defer rec.Close()
-		record = rec.Write
 	}
 
 	stop := make(chan os.Signal, 1)
@@ -90,17 +96,32 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 
 	fmt.Fprintf(os.Stderr, "tcptrace: tracing TCP state changes (ring %s, poll %v)%s; Ctrl-C to stop\n", f.ringSize, f.poll, recNote(cf))
 
-	idle := func() bool {
-		if p.Buffered() != 0 {
-			return false
-		}
+	// Periodic work, at most every tickEvery while events flow and at each
+	// poll tick of an idle host: flush output and capture, take the
+	// ledger's snapshots, re-evaluate forecasts, draw overdue diagrams.
+	tick := func() {
+		now := probe.MonotonicNow()
 		if rec != nil && time.Since(lastFlush) >= captureFlushEvery {
 			_ = rec.Flush()
 			lastFlush = time.Now()
 		}
-		return true
+		feedLedger(pl.engine, poller)
+		pl.engine.Tick(now)
+		if pl.diag != nil {
+			pl.diag.Tick(now)
+		}
+		_ = pl.bw.Flush()
 	}
-	runErr := pl.drive(p, record, idle, func() { _ = p.Stop() })
+	p.SetOnIdle(tick)
+	after := func(ev *events.Event) error {
+		pl.engine.Tick(ev.Time) // as a replay does: forecasts follow event time
+		if rec != nil {
+			return rec.Write(ev)
+		}
+		return nil
+	}
+	drained := func() bool { return p.Buffered() == 0 }
+	runErr := pl.drive(p, after, drained, tick, func() { _ = p.Stop() })
 
 	endMono := probe.MonotonicNow()
 	lost, err := p.Losses()

@@ -51,10 +51,12 @@ anywhere, without privileges, exactly as the live run showed it.`,
   tcptrace --comm redis-server --state TIME_WAIT
   tcptrace -w incident.tcpt -C 100MiB -W 5
   tcptrace -r incident.tcpt --port 6379`,
-		Version:       version,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Args:          cobra.NoArgs,
+		Version:           version,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		Args:              cobra.NoArgs,
+		PersistentPreRunE: func(*cobra.Command, []string) error { return f.startProfile() },
+		PersistentPostRun: func(*cobra.Command, []string) { f.stopProfile() },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cf.read != "" {
 				return runReplay(&f, &cf)
@@ -63,6 +65,7 @@ anywhere, without privileges, exactly as the live run showed it.`,
 		},
 	}
 	f.register(cmd.PersistentFlags())
+	diag.register(cmd.PersistentFlags())
 	cf.register(cmd.Flags())
 
 	replay := &cobra.Command{

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
@@ -24,12 +25,14 @@ func runReplay(f *flags, cf *captureFlags) error {
 	if err != nil {
 		return err
 	}
+	pl.engine.SetSysctls(captureSysctls(r))
 	var last uint64
 	track := func(ev *events.Event) error {
 		last = ev.Time
+		pl.engine.Tick(ev.Time)
 		return nil
 	}
-	runErr := pl.drive(r, track, nil, nil)
+	runErr := pl.drive(r, track, nil, nil, nil)
 	if note := replayNote(cf.read, r); note != "" {
 		fmt.Fprintln(os.Stderr, note)
 	}
@@ -45,6 +48,7 @@ func runReplay(f *flags, cf *captureFlags) error {
 	if end > h.StartMono {
 		elapsed = time.Duration(end - h.StartMono)
 	}
+	pl.report = func() *diagnosis.Report { return pl.engine.Report(max(last, end), elapsed, replayLedgerNote) }
 	if err := pl.finish(f, pl.summary(r.Losses(), elapsed)); err != nil {
 		return err
 	}

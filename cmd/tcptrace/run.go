@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/render"
 )
@@ -24,6 +25,9 @@ type pipeline struct {
 	summ    *render.Summarizer
 	tracker *events.Tracker
 	ev      events.Event
+	engine  *diagnosis.Engine // forecasts, churn, failed connects, the TIME_WAIT ledger
+	warns   *render.Warnings
+	report  func() *diagnosis.Report // the diagnosis for the exit summary
 }
 
 // newPipeline builds the views for f on stdout, with times shown by clock.
@@ -63,18 +67,32 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 		view = &events.Filtered{Filter: uf, Sink: render.NewText(pl.bw, pl.opts)}
 	}
 	pl.summ = render.NewSummarizer()
+	pl.warns = render.NewWarnings(pl.bw, pl.opts, f.json)
+	do := diag.options()
+	do.Out = pl.warns
+	pl.engine = diagnosis.New(do)
 	pl.tracker = events.NewTracker(events.Tee{
+		// First: it sets the error of port-less failed connects for the views.
+		&events.Filtered{Filter: connOnly, Sink: pl.engine},
 		view,
 		&events.Filtered{Filter: connOnly, Sink: pl.summ},
 	}, resolver, f.maxConns)
 	return pl, nil
 }
 
+// tickEvery bounds how often a busy live run flushes its output and runs its
+// periodic work: a write per event would cost more than the rest together.
+const tickEvery = 25 * time.Millisecond
+
 // drive feeds src through the tracker until io.EOF. after runs for every
-// event once the tracker has stamped its owner (the recorder); idle reports
-// whether the source has nothing buffered, the moment to flush output.
-func (pl *pipeline) drive(src events.Source, after func(*events.Event) error, idle func() bool, stop func()) error {
+// event once the tracker has stamped its owner (the recorder, the diagnosis
+// clock). drained, when not nil (live), says whether the source has nothing
+// buffered: then, at most every tickEvery, tick flushes the output and runs
+// the periodic work. Without it (replay) output is flushed when full and at
+// the end.
+func (pl *pipeline) drive(src events.Source, after func(*events.Event) error, drained func() bool, tick func(), stop func()) error {
 	ev := &pl.ev
+	lastTick := time.Now()
 	for {
 		err := src.Next(ev)
 		if errors.Is(err, io.EOF) {
@@ -87,16 +105,16 @@ func (pl *pipeline) drive(src events.Source, after func(*events.Event) error, id
 		pl.tracker.Observe(ev)
 		if after != nil {
 			if err := after(ev); err != nil {
-				stop()
+				if stop != nil {
+					stop()
+				}
 				_ = pl.bw.Flush()
 				return err
 			}
 		}
-		if idle == nil || idle() {
-			if pl.diag != nil && idle != nil {
-				pl.diag.Tick(ev.Time) // draw halves whose partner is overdue
-			}
-			_ = pl.bw.Flush()
+		if drained != nil && drained() && time.Since(lastTick) >= tickEvery {
+			lastTick = time.Now()
+			tick()
 		}
 		if pl.out.err != nil && stop != nil {
 			stop() // output closed (e.g. piped into head): finish quietly
@@ -118,11 +136,26 @@ func (pl *pipeline) finish(f *flags, sum *render.Summary) error {
 	if f.noSummary || pl.out.err != nil {
 		return nil
 	}
+	var rep *diagnosis.Report
+	if pl.report != nil {
+		rep = pl.report()
+	}
 	if pl.json != nil {
+		if rep != nil && noteworthy(rep) {
+			if err := render.WriteReportJSON(pl.bw, pl.opts.Clock, rep); err != nil {
+				return err
+			}
+		}
 		if err := pl.json.Summary(sum); err != nil {
 			return fmt.Errorf("writing summary: %w", err)
 		}
 		return pl.bw.Flush()
+	}
+	if rep != nil {
+		// Before the summary, so the summary stays the last thing printed.
+		if err := writeDiagnosis(os.Stderr, pl.opts, rep); err != nil {
+			return err
+		}
 	}
 	return sum.WriteText(os.Stderr, pl.opts)
 }

@@ -225,6 +225,10 @@ func (p *Probe) armDeadline() {
 	p.rd.SetDeadline(p.deadline)
 }
 
+// SetOnIdle sets the function Next calls at each poll tick that finds the
+// ring drained (Options.OnIdle).
+func (p *Probe) SetOnIdle(fn func()) { p.opts.OnIdle = fn }
+
 // Stop makes Next return what is left in the ring, then io.EOF. It may be
 // called from another goroutine.
 func (p *Probe) Stop() error {

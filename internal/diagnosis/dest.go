@@ -1,0 +1,143 @@
+package diagnosis
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// window is the seconds of history kept per destination: a TIME_WAIT's life.
+const window = 64
+
+// rateWindow is the seconds over which rates are measured.
+const rateWindow = 10
+
+// Dest is where connections go, seen from one namespace and local address.
+// Lport is set instead of Dport for the server side of accepted connections,
+// whose TIME_WAIT holds the service port, not an ephemeral one.
+type Dest struct {
+	Netns uint32
+	Saddr netip.Addr
+	Daddr netip.Addr
+	Dport uint16
+	Lport uint16
+}
+
+// Loopback reports whether both ends are loopback addresses.
+func (d Dest) Loopback() bool { return d.Saddr.IsLoopback() && d.Daddr.IsLoopback() }
+
+// ProcKey names a process.
+type ProcKey struct {
+	PID  uint32
+	Comm events.Comm
+}
+
+// series counts per second over the last window seconds.
+type series struct {
+	counts [window]uint32
+	sec    int64 // latest second filed
+}
+
+// advance moves the series to second s, zeroing the seconds skipped.
+func (r *series) advance(s int64) {
+	if s <= r.sec {
+		return
+	}
+	if s-r.sec >= window {
+		r.counts = [window]uint32{}
+	} else {
+		for x := r.sec + 1; x <= s; x++ {
+			r.counts[x%window] = 0
+		}
+	}
+	r.sec = s
+}
+
+// add counts n at second s (late seconds within the window too).
+func (r *series) add(s int64, n uint32) {
+	r.advance(s)
+	if r.sec-s < window && s >= 0 {
+		r.counts[s%window] += n
+	}
+}
+
+// sum returns the count of the last n seconds up to second now.
+func (r *series) sum(now int64, n int) uint64 {
+	r.advance(now)
+	var t uint64
+	for x := now; x > now-int64(n) && x >= 0 && now-x < window; x-- {
+		t += uint64(r.counts[x%window])
+	}
+	return t
+}
+
+// destState is what the engine knows of one destination.
+type destState struct {
+	dest      Dest
+	first     uint64 // ns first seen
+	last      uint64 // ns of its latest activity
+	tw        series // TIME_WAIT handovers traced, per second
+	conns     series // client connections finished
+	short     series // of them, those shorter than ShortLife
+	owners    [4]ownerCount
+	lastOwner ProcKey // of the latest client connection
+	failed    uint64  // connects that failed toward it
+	ledger    ledgerView
+	warned    bool // port exhaustion
+	churned   bool
+	lastETA   Forecast
+	hasFcast  bool
+}
+
+type ownerCount struct {
+	key ProcKey
+	n   uint64
+}
+
+// addOwner counts a TIME_WAIT handover by k, keeping the 4 biggest.
+func (d *destState) addOwner(k ProcKey) {
+	low := 0
+	for i := range d.owners {
+		if d.owners[i].key == k && d.owners[i].n > 0 {
+			d.owners[i].n++
+			return
+		}
+		if d.owners[i].n < d.owners[low].n {
+			low = i
+		}
+	}
+	d.owners[low] = ownerCount{key: k, n: 1}
+}
+
+// owner returns the process with the most TIME_WAIT handovers toward d.
+func (d *destState) owner() (ProcKey, bool) {
+	best := 0
+	for i := range d.owners {
+		if d.owners[i].n > d.owners[best].n {
+			best = i
+		}
+	}
+	return d.owners[best].key, d.owners[best].n > 0
+}
+
+// rate returns events per second of r over the last rateWindow seconds, or
+// since first seen when that is shorter (at least one second).
+func (d *destState) rate(r *series, now uint64) float64 {
+	secs := rateWindow
+	if now > d.first {
+		if el := int(time.Duration(now-d.first) / time.Second); el+1 < secs {
+			secs = el + 1
+		}
+	}
+	return float64(r.sum(int64(now/1e9), secs)) / float64(secs)
+}
+
+// ledgerView is one destination's share of the latest kernel table.
+type ledgerView struct {
+	at       uint64          // ns of the snapshot, 0 if none
+	expiries []time.Duration // remaining timers of its TIME_WAIT sockets
+	inUse    int             // other sockets holding range ports toward it
+	netnsTW  int             // TIME_WAIT in its namespace
+	traced   uint32          // handovers traced since the snapshot
+}

@@ -1,0 +1,203 @@
+// Package diagnosis finds the TIME_WAIT incident before it happens: it joins
+// traced connections to the kernel's TIME_WAIT table, forecasts ephemeral
+// port exhaustion per destination, flags connection churn and counts failed
+// connects, and aggregates what a report needs.
+package diagnosis
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// TimeWaitLen is how long Linux keeps a TIME_WAIT socket (TCP_TIMEWAIT_LEN).
+const TimeWaitLen = 60 * time.Second
+
+// DefaultReuseDelay is how old a TIME_WAIT socket must be before
+// tcp_tw_reuse lets connect() take its port (tcp_tw_reuse_delay, 1 s).
+const DefaultReuseDelay = time.Second
+
+// Sysctls are a network namespace's settings that decide TIME_WAIT's cost.
+type Sysctls struct {
+	PortLo, PortHi int           // net.ipv4.ip_local_port_range
+	TwReuse        int           // net.ipv4.tcp_tw_reuse: 0 off, 1 on, 2 loopback only
+	Timestamps     int           // net.ipv4.tcp_timestamps: reuse needs it non-zero
+	MaxTwBuckets   int           // net.ipv4.tcp_max_tw_buckets, 0 when unknown
+	ReuseDelay     time.Duration // net.ipv4.tcp_tw_reuse_delay (DefaultReuseDelay when absent)
+	Known          bool          // the port range was read
+}
+
+// DefaultSysctls are the kernel's defaults, used when a namespace's are unknown.
+var DefaultSysctls = Sysctls{PortLo: 32768, PortHi: 60999, TwReuse: 2, Timestamps: 1,
+	MaxTwBuckets: 0, ReuseDelay: DefaultReuseDelay}
+
+// ParseSysctls reads the values of net.ipv4.<name> keyed by name, as
+// captures record them; missing or unreadable values keep the defaults.
+func ParseSysctls(m map[string]string) Sysctls {
+	s := DefaultSysctls
+	if f := strings.Fields(m["ip_local_port_range"]); len(f) == 2 {
+		lo, err1 := strconv.Atoi(f[0])
+		hi, err2 := strconv.Atoi(f[1])
+		if err1 == nil && err2 == nil && lo > 0 && hi >= lo && hi < 65536 {
+			s.PortLo, s.PortHi, s.Known = lo, hi, true
+		}
+	}
+	num := func(name string, dst *int) {
+		if v, err := strconv.Atoi(strings.TrimSpace(m[name])); err == nil && v >= 0 {
+			*dst = v
+		}
+	}
+	num("tcp_tw_reuse", &s.TwReuse)
+	num("tcp_timestamps", &s.Timestamps)
+	num("tcp_max_tw_buckets", &s.MaxTwBuckets)
+	var ms int
+	if _, ok := m["tcp_tw_reuse_delay"]; ok {
+		ms = -1
+		num("tcp_tw_reuse_delay", &ms)
+		if ms >= 0 {
+			s.ReuseDelay = time.Duration(ms) * time.Millisecond
+		}
+	}
+	return s
+}
+
+// Ports returns the size of the ephemeral range.
+func (s Sysctls) Ports() int { return s.PortHi - s.PortLo + 1 }
+
+// InRange reports whether port is an ephemeral port of the range.
+func (s Sysctls) InRange(port uint16) bool {
+	return int(port) >= s.PortLo && int(port) <= s.PortHi
+}
+
+// Reuses reports whether connect() may take the port of a TIME_WAIT socket
+// toward a destination (loopback: both ends are loopback addresses).
+func (s Sysctls) Reuses(loopback bool) bool {
+	if s.Timestamps == 0 {
+		return false // reuse checks the timestamp of the old connection
+	}
+	return s.TwReuse == 1 || (s.TwReuse == 2 && loopback)
+}
+
+// Inputs are what the forecast for one destination knows.
+type Inputs struct {
+	Sysctls  Sysctls
+	Loopback bool            // both ends are loopback (for tcp_tw_reuse=2)
+	Held     int             // TIME_WAIT sockets toward the destination now
+	Expiries []time.Duration // their remaining timers; nil: spread evenly over TimeWaitLen
+	InUse    int             // other sockets holding range ports toward it (open connections, listeners)
+	Rate     float64         // new TIME_WAIT sockets per second toward it
+	NetnsTW  int             // TIME_WAIT sockets in the whole namespace (tcp_max_tw_buckets)
+}
+
+// Forecast is when connect() toward a destination starts failing.
+type Forecast struct {
+	Ports    int           // size of the ephemeral range
+	Usable   int           // ports usable toward the destination: range minus InUse
+	Blocking int           // TIME_WAIT sockets whose port connect() cannot take now
+	Left     int           // ports left now
+	Hold     time.Duration // how long a new TIME_WAIT blocks its port (TimeWaitLen, or the reuse delay)
+	Reuse    bool          // tcp_tw_reuse applies
+	Steady   float64       // TIME_WAIT pile this rate sustains: rate × TimeWaitLen
+	Capped   bool          // tcp_max_tw_buckets stops the pile before the range runs out
+	Never    bool          // at this rate the range never runs out
+	ETA      time.Duration // time until connect() fails (0: failing now), when !Never
+}
+
+// Predict computes the forecast. It is a pure function of its inputs.
+func Predict(in Inputs) Forecast {
+	s := in.Sysctls
+	f := Forecast{Ports: s.Ports(), Hold: TimeWaitLen, Steady: in.Rate * TimeWaitLen.Seconds()}
+	f.Usable = max(f.Ports-max(in.InUse, 0), 0)
+	f.Reuse = s.Reuses(in.Loopback)
+	if f.Reuse {
+		f.Hold = min(s.ReuseDelay, TimeWaitLen)
+	}
+	exp := expiries(in, f.Reuse, f.Hold)
+	f.Blocking = len(exp)
+	f.Left = max(f.Usable-f.Blocking, 0)
+	if s.MaxTwBuckets > 0 {
+		budget := s.MaxTwBuckets - max(in.NetnsTW-in.Held, 0)
+		if budget < f.Usable {
+			// The kernel stops creating TIME_WAIT sockets at the cap
+			// ("time wait bucket table overflow"): the pile cannot
+			// grow to cover the range.
+			f.Capped, f.Never = true, true
+			return f
+		}
+	}
+	eta, ok := exhaustion(exp, f.Usable, in.Rate, f.Hold)
+	f.Never, f.ETA = !ok, eta
+	return f
+}
+
+// expiries returns, sorted, how long each held TIME_WAIT keeps its port from
+// connect(): its timer, or with reuse what is left of the reuse delay.
+func expiries(in Inputs, reuse bool, hold time.Duration) []time.Duration {
+	held := max(in.Held, 0)
+	exp := make([]time.Duration, 0, held)
+	if in.Expiries != nil {
+		exp = append(exp, in.Expiries...)
+	} else {
+		for i := range held {
+			exp = append(exp, TimeWaitLen*time.Duration(i+1)/time.Duration(held))
+		}
+	}
+	if reuse {
+		// Reusable once older than the delay: TimeWaitLen-remaining ≥ hold.
+		kept := exp[:0]
+		for _, e := range exp {
+			if d := e - (TimeWaitLen - hold); d > 0 {
+				kept = append(kept, d)
+			}
+		}
+		exp = kept
+	}
+	slices.Sort(exp)
+	return exp
+}
+
+// exhaustion finds the first t ≥ 0 at which the blocked ports reach usable:
+// blocked(t) = (held sockets whose exp > t) + rate·min(t, hold).
+func exhaustion(exp []time.Duration, usable int, rate float64, hold time.Duration) (time.Duration, bool) {
+	if usable <= 0 {
+		return 0, true
+	}
+	n := len(exp)
+	start := time.Duration(0)
+	for k := 0; k <= n; k++ {
+		old := n - k
+		if k > 0 {
+			start = exp[k-1]
+		}
+		end := time.Duration(math.MaxInt64)
+		if k < n {
+			end = exp[k]
+		}
+		if old >= usable {
+			return start, true
+		}
+		if rate <= 0 {
+			continue
+		}
+		t := time.Duration(float64(usable-old) / rate * float64(time.Second))
+		if t > hold {
+			continue // the new ones expire before they fill the range
+		}
+		t = max(t, start)
+		if t < end {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
+// Remedies are the fixes for a TIME_WAIT pile, safest first.
+var Remedies = []string{
+	"reuse connections (keep-alive, a connection pool) instead of one per request",
+	"let the server close first, so the TIME_WAIT lands on its side",
+	"enable net.ipv4.tcp_tw_reuse=1 (needs net.ipv4.tcp_timestamps=1)",
+	"widen net.ipv4.ip_local_port_range",
+	"SO_LINGER 0 on close: RST, skips TIME_WAIT, can lose in-flight data",
+}

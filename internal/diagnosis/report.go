@@ -1,0 +1,291 @@
+package diagnosis
+
+import (
+	"cmp"
+	"slices"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// Limits of the report.
+const (
+	maxProcs   = 4096 // processes counted; the rest are summed as "(other)"
+	topRows    = 20   // rows per table
+	destsPerPr = 4    // destinations kept per process
+)
+
+type destCount struct {
+	dest Dest
+	n    uint64
+}
+
+type procStat struct {
+	finished, closes uint64
+	dests            [destsPerPr]destCount
+}
+
+// Stats aggregates finished connections for the report.
+type Stats struct {
+	procs    map[ProcKey]*procStat
+	other    procStat
+	ends     [events.EndClosed + 1]uint64
+	lifetime Hist
+	states   [events.NewSynRecv + 1]Hist
+	twEnded  uint64
+}
+
+func newStats() *Stats { return &Stats{procs: map[ProcKey]*procStat{}} }
+
+func (s *Stats) finished(c *events.Conn) {
+	if int(c.End) < len(s.ends) {
+		s.ends[c.End]++
+	}
+	if c.Role != events.RoleListener && !c.Partial && c.Last >= c.Start {
+		s.lifetime.Add(time.Duration(c.Last - c.Start))
+	}
+	for _, sp := range c.Spans {
+		if int(sp.State) < len(s.states) {
+			s.states[sp.State].Add(time.Duration(sp.Dur))
+		}
+	}
+	k := ProcKey{c.Owner.PID, c.Owner.Comm}
+	p := s.procs[k]
+	if p == nil {
+		if len(s.procs) >= maxProcs {
+			p = &s.other
+		} else {
+			p = &procStat{}
+			s.procs[k] = p
+		}
+	}
+	p.finished++
+	if c.Closer != events.CloserLocal {
+		return
+	}
+	p.closes++
+	d := Dest{Netns: c.Netns, Saddr: c.Saddr, Daddr: c.Daddr, Dport: c.Dport}
+	if c.Role == events.RoleServer {
+		d = Dest{Netns: c.Netns, Saddr: c.Saddr, Lport: c.Sport}
+	}
+	low := 0
+	for i := range p.dests {
+		if p.dests[i].dest == d && p.dests[i].n > 0 {
+			p.dests[i].n++
+			return
+		}
+		if p.dests[i].n < p.dests[low].n {
+			low = i
+		}
+	}
+	p.dests[low] = destCount{d, 1}
+}
+
+// Report is everything `tcptrace report` shows.
+type Report struct {
+	Elapsed    time.Duration
+	LedgerNote string // how TIME_WAIT was counted, when not from the live kernel table
+	Closers    []CloserRow
+	TimeWait   []TimeWaitRow
+	Failed     []FailedRow
+	Ends       []EndRow
+	Lifetime   Percentiles
+	States     []StateRow
+	Forecasts  []ForecastRow
+	Namespaces []NetnsRow
+	Warnings   []Warning
+	TWEnded    uint64 // traced TIME_WAIT sockets seen dropped by the kernel
+}
+
+// CloserRow is a process that closed connections first.
+type CloserRow struct {
+	Owner        ProcKey
+	ActiveCloses uint64
+	Finished     uint64
+	Dests        []DestCount
+}
+
+// DestCount is a destination and how many connections went to it.
+type DestCount struct {
+	Dest  Dest
+	Count uint64
+}
+
+// TimeWaitRow is the TIME_WAIT held toward a destination by one owner.
+type TimeWaitRow struct {
+	Dest  Dest
+	Owner ProcKey
+	Known bool // false: not traced (predates tracing)
+	Count int
+}
+
+// FailedRow counts connects that failed, per process, destination and error.
+type FailedRow struct {
+	Owner ProcKey
+	Dest  Dest
+	Err   string
+	Count uint64
+}
+
+// EndRow counts connections by how they ended.
+type EndRow struct {
+	End   string
+	Count uint64
+}
+
+// StateRow is the time spent in one state.
+type StateRow struct {
+	State string
+	Time  Percentiles
+}
+
+// ForecastRow is one destination's forecast with its inputs.
+type ForecastRow struct {
+	Dest     Dest
+	Owner    ProcKey
+	Inputs   Inputs
+	Forecast Forecast
+	Failed   uint64
+}
+
+// NetnsRow is a namespace's settings and TIME_WAIT total.
+type NetnsRow struct {
+	Netns    uint32
+	Sysctls  Sysctls
+	From     string // "live", "capture" or "default"
+	TimeWait int    // in the kernel's table (-1: not read)
+	Unknown  int    // of them, not traced: owner unknown
+	Err      string
+}
+
+// ErrName returns an errno's symbolic name ("EADDRNOTAVAIL"), "" for 0.
+func ErrName(e uint16) string {
+	if e == 0 {
+		return ""
+	}
+	if n := unix.ErrnoName(syscall.Errno(e)); n != "" {
+		return n
+	}
+	return "errno " + syscall.Errno(e).Error()
+}
+
+// Report assembles the report at time now; ledgerNote is set when TIME_WAIT
+// comes from traced handovers rather than the kernel's table.
+func (e *Engine) Report(now uint64, elapsed time.Duration, ledgerNote string) *Report {
+	e.Tick(now)
+	r := &Report{Elapsed: elapsed, LedgerNote: ledgerNote, Warnings: e.warns, TWEnded: e.stats.twEnded}
+	st := e.stats
+	add := func(k ProcKey, p *procStat) {
+		if p.closes == 0 {
+			return
+		}
+		row := CloserRow{Owner: k, ActiveCloses: p.closes, Finished: p.finished}
+		for _, d := range p.dests {
+			if d.n > 0 {
+				row.Dests = append(row.Dests, DestCount{d.dest, d.n})
+			}
+		}
+		slices.SortFunc(row.Dests, func(a, b DestCount) int { return cmp.Compare(b.Count, a.Count) })
+		r.Closers = append(r.Closers, row)
+	}
+	for k, p := range st.procs {
+		add(k, p)
+	}
+	add(ProcKey{Comm: events.MakeComm("(other)")}, &st.other)
+	slices.SortFunc(r.Closers, func(a, b CloserRow) int {
+		return cmp.Or(cmp.Compare(b.ActiveCloses, a.ActiveCloses), cmp.Compare(a.Owner.PID, b.Owner.PID))
+	})
+	r.Closers = r.Closers[:min(len(r.Closers), topRows)]
+	for end, n := range st.ends {
+		if n > 0 {
+			r.Ends = append(r.Ends, EndRow{events.End(end).String(), n})
+		}
+	}
+	r.Lifetime = st.lifetime.Percentiles()
+	for s := range st.states {
+		if st.states[s].Count() > 0 {
+			r.States = append(r.States, StateRow{events.State(s).String(), st.states[s].Percentiles()})
+		}
+	}
+	for k, c := range e.failed.m {
+		r.Failed = append(r.Failed, FailedRow{k.owner, k.dest, ErrName(k.err), c.total})
+	}
+	slices.SortFunc(r.Failed, func(a, b FailedRow) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Owner.PID, b.Owner.PID), cmp.Compare(a.Err, b.Err))
+	})
+	r.Failed = r.Failed[:min(len(r.Failed), topRows)]
+	e.timeWaitRows(r, now)
+	e.forecastRows(r, now)
+	return r
+}
+
+// timeWaitRows fills TIME_WAIT by destination and owner: from the latest
+// snapshot of each namespace, or from traced handovers without one.
+func (e *Engine) timeWaitRows(r *Report, now uint64) {
+	for ns, v := range e.netns {
+		row := NetnsRow{Netns: ns, Sysctls: e.sysctls(ns), From: "default", TimeWait: -1}
+		switch {
+		case v.sysctls != nil:
+			row.From = "live"
+		case e.o.Sysctls != nil && e.o.Sysctls(ns) != nil:
+			row.From = "capture"
+		}
+		if v.err != nil {
+			row.Err = v.err.Error()
+		}
+		if v.at != 0 {
+			row.TimeWait, row.Unknown = v.total, v.unknown
+			for k, n := range v.byOwner {
+				r.TimeWait = append(r.TimeWait, TimeWaitRow{k.dest, k.owner, k.known, n})
+			}
+		}
+		r.Namespaces = append(r.Namespaces, row)
+	}
+	for _, d := range e.dests {
+		if v := e.netns[d.dest.Netns]; v != nil && v.at != 0 {
+			continue
+		}
+		in := e.inputs(d, e.sysctls(d.dest.Netns), now)
+		if o, ok := d.owner(); ok && in.Held > 0 {
+			r.TimeWait = append(r.TimeWait, TimeWaitRow{d.dest, o, true, in.Held})
+		}
+	}
+	slices.SortFunc(r.Namespaces, func(a, b NetnsRow) int { return cmp.Compare(a.Netns, b.Netns) })
+	slices.SortFunc(r.TimeWait, func(a, b TimeWaitRow) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Owner.PID, b.Owner.PID),
+			a.Dest.Daddr.Compare(b.Dest.Daddr), cmp.Compare(a.Dest.Dport, b.Dest.Dport), cmp.Compare(a.Dest.Lport, b.Dest.Lport))
+	})
+	r.TimeWait = r.TimeWait[:min(len(r.TimeWait), topRows)]
+}
+
+// forecastRows fills the forecast of every client-side destination with
+// TIME_WAIT or failures, nearest exhaustion first.
+func (e *Engine) forecastRows(r *Report, now uint64) {
+	for _, d := range e.dests {
+		if d.dest.Lport != 0 {
+			continue
+		}
+		in := e.inputs(d, e.sysctls(d.dest.Netns), now)
+		if in.Held == 0 && in.Rate == 0 && d.failed == 0 {
+			continue
+		}
+		o, _ := d.owner()
+		f := Predict(in)
+		in.Expiries = nil
+		r.Forecasts = append(r.Forecasts, ForecastRow{d.dest, o, in, f, d.failed})
+	}
+	slices.SortFunc(r.Forecasts, func(a, b ForecastRow) int {
+		ea, eb := a.Forecast.ETA, b.Forecast.ETA
+		if a.Forecast.Never {
+			ea = 1 << 62
+		}
+		if b.Forecast.Never {
+			eb = 1 << 62
+		}
+		return cmp.Or(cmp.Compare(ea, eb), cmp.Compare(b.Inputs.Held, a.Inputs.Held), a.Dest.Daddr.Compare(b.Dest.Daddr))
+	})
+	r.Forecasts = r.Forecasts[:min(len(r.Forecasts), topRows)]
+}
