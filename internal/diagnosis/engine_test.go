@@ -12,8 +12,8 @@ type collect struct {
 	failed []FailedNotice
 }
 
-func (c *collect) Warning(w *Warning)          { c.warns = append(c.warns, *w) }
-func (c *collect) Failed(f *FailedNotice)      { c.failed = append(c.failed, *f) }
+func (c *collect) Warning(w *Warning)         { c.warns = append(c.warns, *w) }
+func (c *collect) Failed(f *FailedNotice)     { c.failed = append(c.failed, *f) }
 func (c *collect) TimeWaitEnd(e *TimeWaitEnd) {}
 
 // replayChurn feeds the engine, through a tracker, the recorded churn
