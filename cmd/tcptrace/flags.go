@@ -35,6 +35,7 @@ type flags struct {
 	diagram   string
 	dropEvery uint32
 	cpuProf   string
+	memProf   string
 	profOut   *os.File
 }
 
@@ -60,6 +61,8 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	_ = fs.MarkHidden("simulate-drops")
 	fs.StringVar(&f.cpuProf, "cpuprofile", "", "debugging: write a Go CPU profile of the run to this file")
 	_ = fs.MarkHidden("cpuprofile")
+	fs.StringVar(&f.memProf, "memprofile", "", "debugging: write a Go allocation profile at exit to this file")
+	_ = fs.MarkHidden("memprofile")
 }
 
 // filter builds the kernel and userspace filters from the flags.
@@ -136,5 +139,11 @@ func (f *flags) stopProfile() {
 	if f.profOut != nil {
 		pprof.StopCPUProfile()
 		f.profOut.Close()
+	}
+	if f.memProf != "" {
+		if out, err := os.Create(f.memProf); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(out, 0)
+			out.Close()
+		}
 	}
 }

@@ -4,6 +4,7 @@ package owners
 
 import (
 	"bufio"
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -151,16 +152,34 @@ func listening(path string) []listenRow {
 	var rows []listenRow
 	sc := bufio.NewScanner(f)
 	sc.Scan() // header
+	var fields [10][]byte
 	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 10 || fields[3] != "0A" {
+		// Split without allocating: a host in trouble has tens of
+		// thousands of TIME_WAIT rows here, and only LISTEN rows count.
+		n := 0
+		for line := sc.Bytes(); n < len(fields); {
+			line = bytes.TrimLeft(line, " ")
+			if len(line) == 0 {
+				break
+			}
+			end := bytes.IndexByte(line, ' ')
+			if end < 0 {
+				end = len(line)
+			}
+			fields[n], line = line[:end], line[end:]
+			n++
+		}
+		if n < 10 || string(fields[3]) != "0A" {
 			continue
 		}
 		local := fields[1]
-		colon := strings.LastIndexByte(local, ':')
-		port, err1 := strconv.ParseUint(local[colon+1:], 16, 16)
-		ino, err2 := strconv.ParseUint(fields[9], 10, 64)
-		if colon < 0 || err1 != nil || err2 != nil || ino == 0 {
+		colon := bytes.LastIndexByte(local, ':')
+		if colon < 0 {
+			continue
+		}
+		port, err1 := strconv.ParseUint(string(local[colon+1:]), 16, 16)
+		ino, err2 := strconv.ParseUint(string(fields[9]), 10, 64)
+		if err1 != nil || err2 != nil || ino == 0 {
 			continue
 		}
 		rows = append(rows, listenRow{port: uint16(port), inode: ino})
