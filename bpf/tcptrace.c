@@ -71,6 +71,19 @@ struct {
 /* A record in the ring: the event and the ring's 8-byte header. */
 #define RECORD_SIZE (sizeof(struct event) + 8)
 
+/* Children born before their identity is set: socket pointer -> time of
+ * the LISTEN->SYN_RECV transition. Before Linux 6.13 or so,
+ * inet_csk_clone_lock() reports the child's SYN_RECV before it copies the
+ * request's cookie and ports into it: the child still carries its
+ * listener's cookie and no remote port. The transition is held here and
+ * emitted, with the child's real identity, just before its next one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} births SEC(".maps");
+
 /* Makes BTF carry struct event, so bpf2go emits its Go type. */
 const struct event *unused_event __attribute__((unused));
 
@@ -176,6 +189,33 @@ static __always_inline void take_owner(struct event *e, const struct owner *o)
 	e->flags |= EVENT_OWNER_KNOWN | (o->flags & EVENT_OWNER_LISTENER);
 }
 
+/* emit copies e into the ring, counting what cannot be delivered. */
+static __always_inline void emit(struct event *e)
+{
+	__u64 flags, avail;
+
+	if (cfg.drop_every) {
+		__u32 slot = COUNTER_SEQ;
+		__u64 *seq = bpf_map_lookup_elem(&counters, &slot);
+
+		if (seq && ++*seq % cfg.drop_every == 0) {
+			count(COUNTER_RINGBUF_LOST);
+			return;
+		}
+	}
+	/* Batch wakeups: waking the reader per event costs microseconds in
+	 * the traced path, so the reader polls on a short timer and is woken
+	 * early only as unread data crosses the threshold (forcing it on every
+	 * record past it would send an irq_work IPI per event while the reader
+	 * drains; a crossing missed by racing CPUs is caught by the poll). */
+	flags = BPF_RB_NO_WAKEUP;
+	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (avail < cfg.wakeup_bytes && avail + RECORD_SIZE >= cfg.wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), flags))
+		count(COUNTER_RINGBUF_LOST);
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newstate)
 {
@@ -184,13 +224,19 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 	struct owner *o, own = {};
 	struct event *e;
 	__u16 family;
-	__u64 flags, avail;
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
+
+	if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV && !sk->__sk_common.skc_dport) {
+		__u64 key = (__u64)sk, now = bpf_ktime_get_ns();
+
+		bpf_map_update_elem(&births, &key, &now, BPF_ANY);
+		return 0;
+	}
 
 	__u32 zero = 0;
 	e = bpf_map_lookup_elem(&scratch, &zero);
@@ -290,27 +336,29 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 	if (filtered_out(e))
 		return 0;
 
-	if (cfg.drop_every) {
-		__u32 slot = COUNTER_SEQ;
-		__u64 *seq = bpf_map_lookup_elem(&counters, &slot);
+	if (oldstate == TCP_SYN_RECV) {
+		__u64 key = (__u64)sk, *born = bpf_map_lookup_elem(&births, &key);
 
-		if (seq && ++*seq % cfg.drop_every == 0) {
-			count(COUNTER_RINGBUF_LOST);
-			return 0;
+		if (born) {
+			/* The held birth, now with the child's own identity. */
+			__u64 ts = e->ts_ns;
+			__u16 err = e->err;
+			__u8 fl = e->flags;
+
+			e->ts_ns = *born;
+			e->oldstate = TCP_LISTEN;
+			e->newstate = TCP_SYN_RECV;
+			e->err = 0;
+			e->flags &= ~(EVENT_TASK_OWNS | EVENT_FIN_RCVD);
+			bpf_map_delete_elem(&births, &key);
+			emit(e);
+			e->ts_ns = ts;
+			e->oldstate = TCP_SYN_RECV;
+			e->newstate = newstate;
+			e->err = err;
+			e->flags = fl;
 		}
 	}
-
-	/* Batch wakeups: waking the reader per event costs microseconds in
-	 * the traced path. The reader polls on a short timer; wake it early
-	 * only when unread data passes the threshold. */
-	/* Wake only as unread data crosses the threshold: forcing it on every
-	 * record past it would send an irq_work IPI per event while the reader
-	 * drains. A crossing missed by racing CPUs is caught by the poll tick. */
-	flags = BPF_RB_NO_WAKEUP;
-	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	if (avail < cfg.wakeup_bytes && avail + RECORD_SIZE >= cfg.wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), flags))
-		count(COUNTER_RINGBUF_LOST);
+	emit(e);
 	return 0;
 }

@@ -63,6 +63,10 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 		pl.tracker.AddListener(l.Netns, l.Port, l.Owner)
 		_ = p.SeedListener(l.Netns, l.Port, l.Owner)
 	}
+	// Attached, self-tested, listeners seeded: keep only what tracing needs.
+	if err := dropCapabilities(keepAfterAttach...); err != nil {
+		fmt.Fprintf(os.Stderr, "tcptrace: warning: %v\n", err)
+	}
 	rec, err := newRecorder(cf, clock, startMono, version)
 	if err != nil {
 		return err

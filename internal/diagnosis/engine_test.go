@@ -72,3 +72,27 @@ func TestChurnNotFlaggedSlow(t *testing.T) {
 		}
 	}
 }
+
+// TestCookieTable checks the join table's bound, overwrite and reset.
+func TestCookieTable(t *testing.T) {
+	tb := newCookieTable()
+	d := Dest{Dport: 80}
+	for i := uint64(1); i <= maxCookies+10; i++ {
+		tb.put(i, cookieRec{dest: d, owner: ProcKey{PID: 7}, sport: uint16(i), at: i})
+	}
+	if _, ok := tb.get(1); ok {
+		t.Error("the oldest entry survived a full table")
+	}
+	if r, ok := tb.get(maxCookies + 10); !ok || r.dest != d || r.owner.PID != 7 || r.at != maxCookies+10 {
+		t.Errorf("newest entry %+v %v", r, ok)
+	}
+	if len(tb.m) != maxCookies {
+		t.Errorf("%d entries, want the bound %d", len(tb.m), maxCookies)
+	}
+	for i := 0; i <= maxInterned; i++ {
+		tb.put(uint64(1<<40+i), cookieRec{dest: Dest{Dport: uint16(i), Netns: uint32(i)}})
+	}
+	if tb.resets != 1 || len(tb.dests) > maxInterned {
+		t.Errorf("resets %d, %d interned destinations", tb.resets, len(tb.dests))
+	}
+}

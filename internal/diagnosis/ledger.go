@@ -45,25 +45,76 @@ type cookieRec struct {
 }
 
 // cookieTable remembers recent handovers by socket cookie, FIFO-bounded.
+// Entries are compact (destination and owner interned), so the table holds
+// a minute of heavy churn in a few MiB.
 type cookieTable struct {
-	m    map[uint64]cookieRec
-	fifo []uint64
-	head int
+	m       map[uint64]uint32 // cookie → slot
+	slots   []slot
+	head    int
+	dests   []Dest
+	destIdx map[Dest]uint32
+	owners  []ProcKey
+	ownIdx  map[ProcKey]uint32
+	resets  uint64 // times the interned values ran out and the table restarted
 }
 
-func newCookieTable() cookieTable { return cookieTable{m: map[uint64]cookieRec{}} }
+type slot struct {
+	cookie      uint64
+	at          uint64
+	dest, owner uint32
+	sport       uint16
+}
 
+// maxInterned bounds the distinct destinations and owners in the table.
+const maxInterned = 1 << 14
+
+func newCookieTable() cookieTable {
+	return cookieTable{m: map[uint64]uint32{}, destIdx: map[Dest]uint32{}, ownIdx: map[ProcKey]uint32{}}
+}
+
+// put remembers r under cookie, forgetting the oldest entry when full.
 func (t *cookieTable) put(cookie uint64, r cookieRec) {
-	if _, ok := t.m[cookie]; !ok {
-		if len(t.fifo) < maxCookies {
-			t.fifo = append(t.fifo, cookie)
-		} else {
-			delete(t.m, t.fifo[t.head])
-			t.fifo[t.head] = cookie
-			t.head = (t.head + 1) % maxCookies
-		}
+	d, ok := t.destIdx[r.dest]
+	if !ok {
+		d = uint32(len(t.dests))
+		t.dests = append(t.dests, r.dest)
+		t.destIdx[r.dest] = d
 	}
-	t.m[cookie] = r
+	o, ok := t.ownIdx[r.owner]
+	if !ok {
+		o = uint32(len(t.owners))
+		t.owners = append(t.owners, r.owner)
+		t.ownIdx[r.owner] = o
+	}
+	if len(t.dests) > maxInterned || len(t.owners) > maxInterned {
+		*t = cookieTable{m: map[uint64]uint32{}, destIdx: map[Dest]uint32{}, ownIdx: map[ProcKey]uint32{}, resets: t.resets + 1}
+		t.put(cookie, r)
+		return
+	}
+	sl := slot{cookie: cookie, at: r.at, dest: d, owner: o, sport: r.sport}
+	if i, ok := t.m[cookie]; ok {
+		t.slots[i] = sl
+		return
+	}
+	if len(t.slots) < maxCookies {
+		t.m[cookie] = uint32(len(t.slots))
+		t.slots = append(t.slots, sl)
+		return
+	}
+	delete(t.m, t.slots[t.head].cookie)
+	t.slots[t.head] = sl
+	t.m[cookie] = uint32(t.head)
+	t.head = (t.head + 1) % maxCookies
+}
+
+// get returns the handover remembered under cookie.
+func (t *cookieTable) get(cookie uint64) (cookieRec, bool) {
+	i, ok := t.m[cookie]
+	if !ok {
+		return cookieRec{}, false
+	}
+	sl := &t.slots[i]
+	return cookieRec{owner: t.owners[sl.owner], dest: t.dests[sl.dest], sport: sl.sport, at: sl.at}, true
 }
 
 // Ledger merges one namespace's snapshot of the kernel's table.
@@ -98,7 +149,7 @@ func (e *Engine) Ledger(s *ledger.Snapshot) {
 			per[d] = a
 		}
 		a.exp = append(a.exp, k.Expires)
-		rec, known := e.cookies.m[k.Cookie]
+		rec, known := e.cookies.get(k.Cookie)
 		if known {
 			next[k.Cookie] = prevTW{rec: rec, expires: s.Time + uint64(k.Expires)}
 		} else {

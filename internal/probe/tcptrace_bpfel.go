@@ -73,6 +73,7 @@ type tcptraceOwner struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	tcptraceMapBirths            = "births"
 	tcptraceMapCounters          = "counters"
 	tcptraceMapEvents            = "events"
 	tcptraceMapListeners         = "listeners"
@@ -132,6 +133,7 @@ type tcptraceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcptraceMapSpecs struct {
+	Births    *ebpf.MapSpec `ebpf:"births"`
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	Listeners *ebpf.MapSpec `ebpf:"listeners"`
@@ -167,6 +169,7 @@ func (o *tcptraceObjects) Close() error {
 //
 // It can be passed to loadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcptraceMaps struct {
+	Births    *ebpf.Map `ebpf:"births"`
 	Counters  *ebpf.Map `ebpf:"counters"`
 	Events    *ebpf.Map `ebpf:"events"`
 	Listeners *ebpf.Map `ebpf:"listeners"`
@@ -176,6 +179,7 @@ type tcptraceMaps struct {
 
 func (m *tcptraceMaps) Close() error {
 	return _TcptraceClose(
+		m.Births,
 		m.Counters,
 		m.Events,
 		m.Listeners,

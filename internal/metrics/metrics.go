@@ -1,0 +1,222 @@
+// Package metrics exports the tcptrace event stream as Prometheus metrics
+// under the tcptrace_ prefix, with bounded label cardinality: state and
+// verdict labels are closed sets, owners and destinations are limited to
+// the top K (Options.TopK) plus an "other" series.
+package metrics
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tcptrace/tcptrace/internal/diagnosis"
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+// Defaults of Options.
+const (
+	DefaultTopK   = 20               // labelled owners and destinations per metric
+	DefaultWindow = 10 * time.Minute // top-K owner series are re-ranked this often
+	AgentMaxConns = 1 << 16          // tracked-table bound for a long-running agent (serve): RSS stays under 64 MiB
+	maxErrors     = 32               // distinct errno labels of connect failures
+	numStates     = int(events.NewSynRecv) + 1
+)
+
+// Kernel is what the live probe reports about the kernel side (a *probe.Probe).
+type Kernel interface {
+	Losses() (events.Losses, error)
+	Buffered() int
+	RingSize() int
+}
+
+// Options configure Metrics.
+type Options struct {
+	TopK       int                               // DefaultTopK if 0
+	Window     time.Duration                     // DefaultWindow if 0
+	Kernel     Kernel                            // nil: no kernel loss or ring metrics
+	Container  func(c *events.Conn) string       // container label of a connection ("" on the host); nil: none
+	MaxTracked int                               // the tracker's table bound, exported as a gauge
+	Version    string                            // for tcptrace_build_info
+	Extra      func(ch chan<- prometheus.Metric) // more metrics at scrape time (serve's health)
+}
+
+// Metrics is an events.Sink that counts the stream and a prometheus
+// Collector that exports it. Sink methods, SetTracker and SetDiagnosis are
+// called from the pipeline goroutine; Collect from the HTTP server's.
+type Metrics struct {
+	o           Options
+	reg         *prometheus.Registry
+	transitions [numStates][numStates]atomic.Uint64
+	finished    [4][8]atomic.Uint64
+	inferred    atomic.Uint64
+	mu          sync.Mutex // guards what follows
+	closes      *topCounter
+	failures    *topCounter
+	stats       events.Stats
+	timeWait    []destValue
+	forecast    []destValue
+}
+
+type destValue struct {
+	dest  string
+	value float64
+}
+
+// New returns the metrics, registered with a registry of their own that
+// also has the Go runtime and process collectors.
+func New(o Options) *Metrics {
+	if o.TopK <= 0 {
+		o.TopK = DefaultTopK
+	}
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	m := &Metrics{o: o, reg: prometheus.NewRegistry(),
+		closes:   newTopCounter(o.TopK, uint64(o.Window)),
+		failures: newTopCounter(maxErrors, 0)}
+	m.reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry returns the registry to serve (promhttp.HandlerFor).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Transition counts a state change (TIME_WAIT shown as the kernel's CLOSE is handed over).
+func (m *Metrics) Transition(t *events.Transition) {
+	from, to := int(t.Old), int(t.Shown())
+	if from < numStates && to < numStates {
+		m.transitions[from][to].Add(1)
+	}
+	if t.Inferred {
+		m.inferred.Add(1)
+	}
+}
+
+// Finished counts a finished connection: its verdict, its owner when it
+// closed first, and its error when a connect failed.
+func (m *Metrics) Finished(c *events.Conn) {
+	if int(c.Closer) < len(m.finished) && int(c.End) < len(m.finished[0]) {
+		m.finished[c.Closer][c.End].Add(1)
+	}
+	active := c.Closer == events.CloserLocal
+	failed := c.End == events.EndRefused || c.End == events.EndFailed || c.End == events.EndTimeout
+	if !active && !failed {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if active {
+		ctr := ""
+		if m.o.Container != nil {
+			ctr = m.o.Container(c)
+		}
+		m.closes.add(c.Owner.Comm.String()+"\x00"+ctr, 1, c.Last)
+	}
+	if failed {
+		m.failures.add(errName(c.Err), 1, c.Last)
+	}
+}
+
+// Loss ignores loss notices: the kernel's counters are read at scrape time.
+func (m *Metrics) Loss(*events.Event) {}
+
+// SetTracker records the tracker's counters (call it when the stream is idle).
+func (m *Metrics) SetTracker(s events.Stats) {
+	m.mu.Lock()
+	m.stats = s
+	m.mu.Unlock()
+}
+
+// SetDiagnosis records the diagnosis's TIME_WAIT by destination and its
+// port-exhaustion forecasts (call it every few seconds).
+func (m *Metrics) SetDiagnosis(r *diagnosis.Report) {
+	if r == nil {
+		return
+	}
+	tw := map[string]float64{}
+	var shown float64
+	for _, row := range r.TimeWait {
+		tw[destLabel(row.Dest)] += float64(row.Count)
+		shown += float64(row.Count)
+	}
+	var total float64
+	known := false
+	for _, ns := range r.Namespaces {
+		if ns.TimeWait >= 0 {
+			total += float64(ns.TimeWait)
+			known = true
+		}
+	}
+	twRows := topValues(tw, m.o.TopK, func(a, b float64) int { return cmp.Compare(b, a) })
+	var kept float64
+	for _, v := range twRows {
+		kept += v.value
+	}
+	if known && total > kept {
+		twRows = append(twRows, destValue{OtherLabel, total - kept})
+	} else if shown > kept {
+		twRows = append(twRows, destValue{OtherLabel, shown - kept})
+	}
+	fc := map[string]float64{}
+	for _, row := range r.Forecasts {
+		if row.Forecast.Never {
+			continue
+		}
+		k := destLabel(row.Dest)
+		if v, ok := fc[k]; !ok || row.Forecast.ETA.Seconds() < v {
+			fc[k] = row.Forecast.ETA.Seconds()
+		}
+	}
+	near := func(a, b float64) int { return cmp.Compare(a, b) }
+	fcRows := topValues(fc, m.o.TopK, near)
+	if len(fc) > len(fcRows) {
+		rest := fc
+		for _, v := range fcRows {
+			delete(rest, v.dest)
+		}
+		if o := topValues(rest, 1, near); len(o) == 1 {
+			fcRows = append(fcRows, destValue{OtherLabel, o[0].value}) // the nearest of the rest
+		}
+	}
+	m.mu.Lock()
+	m.timeWait, m.forecast = twRows, fcRows
+	m.mu.Unlock()
+}
+
+// topValues returns the k first values of m in the order of less.
+func topValues(m map[string]float64, k int, less func(a, b float64) int) []destValue {
+	out := make([]destValue, 0, len(m))
+	for d, v := range m {
+		out = append(out, destValue{d, v})
+	}
+	slices.SortFunc(out, func(a, b destValue) int { return cmp.Or(less(a.value, b.value), strings.Compare(a.dest, b.dest)) })
+	return out[:min(len(out), k)]
+}
+
+// destLabel names a destination: "addr:port" toward a server, or
+// "local:port" for TIME_WAIT held on a server's own port.
+func destLabel(d diagnosis.Dest) string {
+	if d.Lport != 0 {
+		return "local:" + strconv.Itoa(int(d.Lport))
+	}
+	return netip.AddrPortFrom(d.Daddr.Unmap(), d.Dport).String()
+}
+
+// errName names a connect failure's errno (EADDRNOTAVAIL, ECONNREFUSED...).
+func errName(e uint16) string {
+	if e == 0 {
+		return "none"
+	}
+	if n := diagnosis.ErrName(e); !strings.HasPrefix(n, "errno ") {
+		return n
+	}
+	return "errno_" + strconv.Itoa(int(e))
+}
