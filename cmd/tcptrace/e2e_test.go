@@ -407,3 +407,32 @@ func TestReplayDiagram(t *testing.T) {
 		t.Error("--diagram with --json was accepted")
 	}
 }
+
+// TestReplayNetnsFilter filters the shipped capture by network namespace:
+// its own keeps every connection, another keeps none; --container needs
+// the live host.
+func TestReplayNetnsFilter(t *testing.T) {
+	all, err := exec.Command(binary, "-r", sample, "--json", "--no-summary").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`"netns":(\d+)`).FindSubmatch(all)
+	if m == nil {
+		t.Fatal("no netns in the capture")
+	}
+	same, err := exec.Command(binary, "-r", sample, "--json", "--no-summary", "--netns", string(m[1])).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := exec.Command(binary, "-r", sample, "--json", "--no-summary", "--netns", "net:[1]").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := func(b []byte) int { return bytes.Count(b, []byte(`"type":"connection"`)) }
+	if n(same) != n(all) || n(all) == 0 || n(other) != 0 {
+		t.Errorf("connections: all %d, own netns %d, other netns %d", n(all), n(same), n(other))
+	}
+	if err := exec.Command(binary, "-r", sample, "--container", "abcd").Run(); err == nil {
+		t.Error("--container on a replay was accepted")
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/probe"
 )
@@ -34,6 +35,8 @@ type flags struct {
 	selfTest  bool
 	diagram   string
 	dropEvery uint32
+	netns     string
+	container string
 	cpuProf   string
 	memProf   string
 	profOut   *os.File
@@ -45,6 +48,8 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.comm, "comm", "", "only sockets owned by processes with this name")
 	fs.Uint16Var(&f.port, "port", 0, "only connections with this local or remote port")
 	fs.StringVar(&f.host, "host", "", "only connections with this local or remote address")
+	fs.StringVar(&f.netns, "netns", "", "only connections in this network namespace (inode, or net:[inode])")
+	fs.StringVar(&f.container, "container", "", "only connections of this container (ID prefix, pod name, namespace/pod, or host)")
 	fs.StringSliceVar(&f.states, "state", nil, "only transitions leaving or entering these states (e.g. TIME_WAIT,CLOSE_WAIT)")
 	fs.DurationVar(&f.duration, "duration", 0, "stop after this long (default: until Ctrl-C or SIGTERM)")
 	fs.StringVar(&f.ringSize, "ring-size", "8MiB", "kernel ring buffer size (power of two, e.g. 4MiB, 16MiB)")
@@ -87,6 +92,19 @@ func (f *flags) filter() (probe.Filter, events.Filter, error) {
 		uf.States = append(uf.States, st)
 	}
 	return kf, uf, nil
+}
+
+// containerFilter builds the --netns/--container filter.
+func (f *flags) containerFilter() (container.Filter, error) {
+	cf := container.Filter{Container: f.container}
+	if f.netns != "" {
+		n, err := container.ParseNetns(f.netns)
+		if err != nil {
+			return cf, err
+		}
+		cf.Netns = n
+	}
+	return cf, cf.Check()
 }
 
 // parseSize parses "8MiB", "4M", "65536" into bytes.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/render"
@@ -36,6 +37,19 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 	_, uf, err := f.filter()
 	if err != nil {
 		return nil, err
+	}
+	cf, err := f.containerFilter()
+	if err != nil {
+		return nil, err
+	}
+	// Containers are named from this host's cgroups: live only. A replay
+	// has the recorded netns of each connection, not the recording host's
+	// cgroup tree.
+	var conts *container.Resolver
+	if resolver != nil {
+		conts = container.New(container.Options{})
+	} else if cf.Container != "" {
+		return nil, fmt.Errorf("--container needs the live host's cgroups; on a replay filter with --netns")
 	}
 	color, err := useColor(f.color, os.Stdout)
 	if err != nil {
@@ -71,12 +85,19 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 	do := diag.options()
 	do.Out = pl.warns
 	pl.engine = diagnosis.New(do)
-	pl.tracker = events.NewTracker(events.Tee{
+	if pl.json != nil && conts != nil {
+		pl.json.Extra = func(b []byte, c *events.Conn) []byte { return container.AppendJSON(b, conts.Conn(c)) }
+	}
+	var sinks events.Sink = events.Tee{
 		// First: it sets the error of port-less failed connects for the views.
 		&events.Filtered{Filter: connOnly, Sink: pl.engine},
 		view,
 		&events.Filtered{Filter: connOnly, Sink: pl.summ},
-	}, resolver, f.maxConns)
+	}
+	if cf.Active() {
+		sinks = &container.Filtered{Filter: cf, Resolver: conts, Sink: sinks}
+	}
+	pl.tracker = events.NewTracker(sinks, resolver, f.maxConns)
 	return pl, nil
 }
 

@@ -40,8 +40,6 @@ type serveFlags struct {
 	heartbeat     time.Duration
 	healthTimeout time.Duration
 	topK          int
-	netns         string
-	container     string
 	cgroupRoot    string
 	stallAfter    time.Duration
 }
@@ -79,8 +77,6 @@ collectors; with --capture-dir it records rotated captures.`,
 	fs.DurationVar(&sf.heartbeat, "heartbeat", 10*time.Second, "period of the loopback heartbeat connection that proves events flow")
 	fs.DurationVar(&sf.healthTimeout, "health-timeout", 5*time.Second, "/healthz fails when a heartbeat is not traced within this")
 	fs.IntVar(&sf.topK, "top-k", metrics.DefaultTopK, "owners and destinations with a series of their own, per metric (the rest: \"other\")")
-	fs.StringVar(&sf.netns, "netns", "", "only connections in this network namespace (inode, or net:[inode])")
-	fs.StringVar(&sf.container, "container", "", "only connections of this container (ID prefix, pod name, namespace/pod, or host)")
 	fs.StringVar(&sf.cgroupRoot, "cgroup-root", container.DefaultCgroupRoot, "the host's cgroup v2 mount, to name containers (in a pod: a hostPath mount of /sys/fs/cgroup)")
 	fs.DurationVar(&sf.stallAfter, "fault-stall-after", 0, "testing: stop reading events after this long, as a stuck tracer would")
 	_ = fs.MarkHidden("fault-stall-after")
@@ -147,13 +143,8 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	cf := container.Filter{Container: sf.container}
-	if sf.netns != "" {
-		if cf.Netns, err = container.ParseNetns(sf.netns); err != nil {
-			return err
-		}
-	}
-	if err := cf.Check(); err != nil {
+	cf, err := f.containerFilter()
+	if err != nil {
 		return err
 	}
 	if sf.heartbeat <= 0 || sf.healthTimeout <= 0 {
@@ -208,7 +199,9 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	}
 	if f.json {
 		a.bw = bufio.NewWriterSize(&errWriter{w: os.Stdout}, 64<<10)
-		sinks = append(sinks, &events.Filtered{Filter: uf, Sink: render.NewJSON(a.bw, clock)})
+		js := render.NewJSON(a.bw, clock)
+		js.Extra = func(b []byte, c *events.Conn) []byte { return container.AppendJSON(b, resolver.Conn(c)) }
+		sinks = append(sinks, &events.Filtered{Filter: uf, Sink: js})
 	}
 	var sink events.Sink = sinks
 	if cf.Active() {

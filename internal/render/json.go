@@ -21,6 +21,9 @@ type JSON struct {
 	buf  []byte
 	err  error
 	tc   timeCache
+	// Extra, when set, appends fields to each connection record (e.g. the
+	// container that owns it).
+	Extra func(b []byte, c *events.Conn) []byte
 }
 
 // NewJSON returns a JSON-lines view writing to w, one Write per object.
@@ -139,6 +142,9 @@ func (j *JSON) Finished(c *events.Conn) {
 	}
 	if c.Err != 0 {
 		b = appendStr(b, "err", errnoName(c.Err))
+	}
+	if j.Extra != nil {
+		b = j.Extra(b, c)
 	}
 	j.buf = b
 	j.flush()
