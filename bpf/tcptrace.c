@@ -302,6 +302,7 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 			 * its own process: the listener's owner. */
 			lk.netns = e->netns;
 			lk.port = e->sport;
+			lk.family = family;
 			o = bpf_map_lookup_elem(&listeners, &lk);
 			if (o) {
 				own = *o;
@@ -318,6 +319,7 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 	if (newstate == TCP_LISTEN && (e->flags & EVENT_TASK_OWNS)) {
 		lk.netns = e->netns;
 		lk.port = e->sport;
+		lk.family = family;
 		set_owner(&own, e);
 		bpf_map_update_elem(&listeners, &lk, &own, BPF_ANY);
 	}
@@ -327,6 +329,7 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 		if (oldstate == TCP_LISTEN) {
 			lk.netns = e->netns;
 			lk.port = e->sport;
+			lk.family = family;
 			o = bpf_map_lookup_elem(&listeners, &lk);
 			if (o && o->cookie == e->cookie)
 				bpf_map_delete_elem(&listeners, &lk);

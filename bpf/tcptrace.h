@@ -121,7 +121,8 @@ struct owner {
 struct listen_key {
 	__u32 netns;
 	__u16 port;
-	__u16 _pad;
+	__u16 family; /* the socket's own family: a v6 listener's children are
+	               * AF_INET6 sockets even for v4-mapped peers */
 };
 
 /* Load-time configuration: filters and ring-buffer wakeup threshold. */

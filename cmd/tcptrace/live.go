@@ -61,7 +61,7 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	}
 	for _, l := range procs.Listeners() {
 		pl.tracker.AddListener(l.Netns, l.Port, l.Owner)
-		_ = p.SeedListener(l.Netns, l.Port, l.Owner)
+		_ = p.SeedListener(l.Netns, l.Port, l.Family, l.Owner)
 	}
 	// Attached, self-tested, listeners seeded: keep only what tracing needs.
 	if err := dropCapabilities(keepAfterAttach...); err != nil {

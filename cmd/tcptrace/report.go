@@ -117,7 +117,7 @@ func runReportLive(f *flags) error {
 	tr := events.NewTracker(&events.Filtered{Filter: connOnly, Sink: eng}, procs, f.maxConns)
 	for _, l := range procs.Listeners() {
 		tr.AddListener(l.Netns, l.Port, l.Owner)
-		_ = p.SeedListener(l.Netns, l.Port, l.Owner)
+		_ = p.SeedListener(l.Netns, l.Port, l.Family, l.Owner)
 	}
 	stopOn(f.duration, func() { _ = p.Stop() })
 	fmt.Fprintf(os.Stderr, "tcptrace: tracing TCP state changes for the report (ledger every %v); Ctrl-C to stop\n", diag.period)

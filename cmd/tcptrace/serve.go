@@ -171,7 +171,7 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	procs := owners.New("/proc")
 	seeds := procs.Listeners()
 	for _, l := range seeds {
-		_ = p.SeedListener(l.Netns, l.Port, l.Owner)
+		_ = p.SeedListener(l.Netns, l.Port, l.Family, l.Owner)
 	}
 	if err := dropCapabilities(keepAfterAttach...); err != nil {
 		fmt.Fprintf(os.Stderr, "tcptrace: %v\n", err)

@@ -90,10 +90,16 @@ func (t *Table) scan() {
 
 // Listener is a listening TCP socket found in /proc.
 type Listener struct {
-	Netns uint32
-	Port  uint16
-	Owner events.Owner
+	Netns  uint32
+	Port   uint16
+	Family uint16 // AF_INET or AF_INET6, the socket's own
+	Owner  events.Owner
 }
+
+const (
+	afInet  = 2
+	afInet6 = 10
+)
 
 // Listeners returns the listening TCP sockets of every network namespace
 // that some process is in, with their owners.
@@ -116,10 +122,11 @@ func (t *Table) Listeners() []Listener {
 			continue
 		}
 		seen[ns] = true
-		for _, f := range []string{"tcp", "tcp6"} {
+		for i, f := range []string{"tcp", "tcp6"} {
+			family := [...]uint16{afInet, afInet6}[i]
 			for _, l := range listening(filepath.Join(dir, "net", f)) {
 				if o, ok := byInode[l.inode]; ok {
-					out = append(out, Listener{Netns: ns, Port: l.port, Owner: o})
+					out = append(out, Listener{Netns: ns, Port: l.port, Family: family, Owner: o})
 				}
 			}
 		}

@@ -308,8 +308,9 @@ func MonotonicNow() uint64 { return monotonicNow() }
 
 // SeedListener tells the kernel the owner of a listening port that predates
 // tracing, so its accepted children are attributed from their first event.
-func (p *Probe) SeedListener(netns uint32, port uint16, o events.Owner) error {
-	key := tcptraceListenKey{Netns: netns, Port: port}
+// family is the listening socket's own (AF_INET or AF_INET6).
+func (p *Probe) SeedListener(netns uint32, port, family uint16, o events.Owner) error {
+	key := tcptraceListenKey{Netns: netns, Port: port, Family: family}
 	val := tcptraceOwner{Pid: o.PID, Tid: o.TID}
 	for i, b := range o.Comm {
 		val.Comm[i] = int8(b)

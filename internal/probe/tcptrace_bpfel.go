@@ -53,10 +53,10 @@ type tcptraceEvent struct {
 }
 
 type tcptraceListenKey struct {
-	_     structs.HostLayout
-	Netns uint32
-	Port  uint16
-	Pad   uint16
+	_      structs.HostLayout
+	Netns  uint32
+	Port   uint16
+	Family uint16
 }
 
 type tcptraceOwner struct {
