@@ -161,8 +161,14 @@ static __always_inline void read_addrs(struct event *e, const struct sock *sk)
 		__builtin_memcpy(e->daddr, &d, 4);
 		return;
 	}
-	bpf_probe_read_kernel(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-	bpf_probe_read_kernel(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	/* Direct loads: the addresses lie inside struct sock. */
+	for (int i = 0; i < 4; i++) {
+		__be32 s = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+		__be32 d = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
+
+		__builtin_memcpy(e->saddr + 4 * i, &s, 4);
+		__builtin_memcpy(e->daddr + 4 * i, &d, 4);
+	}
 	if (is_v4_mapped(e->saddr) && is_v4_mapped(e->daddr)) {
 		e->family = AF_INET;
 		__builtin_memcpy(e->saddr, e->saddr + 12, 4);
@@ -260,10 +266,14 @@ int BPF_PROG(inet_sock_set_state, const struct sock *sk, int oldstate, int newst
 	e->family = family;
 	read_addrs(e, sk);
 	e->netns = sk->__sk_common.skc_net.net->ns.inum;
-	/* inet_sport, as the tracepoint itself records it: skc_num reads 0
-	 * at the final CLOSE. inet_sock lies beyond struct sock, which the
-	 * verifier's view of the argument ends at, hence the probe read. */
-	e->sport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+	/* The local port: skc_num (host order, a direct load) while the
+	 * socket holds it; at the final CLOSE skc_num reads 0 but inet_sport,
+	 * which the tracepoint itself records, keeps it. inet_sock lies beyond
+	 * struct sock, where the verifier's view of the argument ends, hence
+	 * the probe read, only then. */
+	e->sport = sk->__sk_common.skc_num;
+	if (!e->sport && newstate == TCP_CLOSE)
+		e->sport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
 	e->dport = bpf_ntohs(sk->__sk_common.skc_dport);
 	e->err = (__u16)sk->sk_err;
 	e->oldstate = oldstate;
