@@ -37,7 +37,6 @@ enum {
 	BPF_MAP_TYPE_RINGBUF = 27,
 	BPF_RB_NO_WAKEUP = 1,
 	BPF_RB_FORCE_WAKEUP = 2,
-	BPF_RB_AVAIL_DATA = 0,
 	AF_INET = 2,
 	AF_INET6 = 10,
 	IPPROTO_TCP = 6,
@@ -79,6 +78,7 @@ enum counter {
 	COUNTER_RINGBUF_LOST = 0,   /* bpf_ringbuf_output failed: ring full */
 	COUNTER_OWNER_FULL = 1,     /* owner map update failed */
 	COUNTER_SEQ = 2,            /* events considered, for simulated drops */
+	COUNTER_PRODUCED = 3,       /* bytes this CPU wrote to the ring, for batched wakeups */
 	COUNTER_MAX = 4,
 };
 
@@ -127,7 +127,7 @@ struct listen_key {
 
 /* Load-time configuration: filters and ring-buffer wakeup threshold. */
 struct config {
-	__u64 wakeup_bytes; /* force a reader wakeup past this much unread data */
+	__u64 wakeup_bytes; /* force a reader wakeup each time a CPU has written this much */
 	__u32 self_pid;     /* tcptrace's own tgid: always passed (self-test) */
 	__u32 pid;          /* owner tgid filter, 0 = any */
 	__u16 port;         /* either-end port filter, 0 = any */

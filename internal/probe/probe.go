@@ -83,7 +83,11 @@ func Open(opts Options) (*Probe, error) {
 		return nil, fmt.Errorf("loading embedded BPF object: %w", err)
 	}
 	spec.Maps["events"].MaxEntries = uint32(opts.RingSize)
-	cfg, err := configFor(opts)
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("counting CPUs: %w", err)
+	}
+	cfg, err := configFor(opts, ncpu)
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +118,12 @@ func Open(opts Options) (*Probe, error) {
 	return p, nil
 }
 
-func configFor(opts Options) (tcptraceConfig, error) {
+// configFor builds the program's load-time configuration. Each of ncpu CPUs
+// wakes the reader once per WakeupBytes/ncpu it writes.
+func configFor(opts Options, ncpu int) (tcptraceConfig, error) {
 	f := opts.Filter
 	cfg := tcptraceConfig{
-		WakeupBytes: uint64(opts.WakeupBytes),
+		WakeupBytes: uint64(max(opts.WakeupBytes/max(ncpu, 1), 4096)),
 		SelfPid:     uint32(os.Getpid()),
 		Pid:         f.PID,
 		Port:        f.Port,
