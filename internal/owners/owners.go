@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/ledger"
 )
 
 // MinRescan is the shortest time between two scans of /proc.
@@ -122,6 +123,15 @@ func (t *Table) Listeners() []Listener {
 			continue
 		}
 		seen[ns] = true
+		if socks, err := ledger.Listening(filepath.Join(dir, "ns", "net")); err == nil {
+			for _, so := range socks {
+				if o, ok := byInode[uint64(so.Inode)]; ok {
+					out = append(out, Listener{Netns: ns, Port: so.Sport, Family: so.Family, Owner: o})
+				}
+			}
+			continue
+		}
+		// No sock_diag (module not loaded, or no setns): the text table.
 		for i, f := range []string{"tcp", "tcp6"} {
 			family := [...]uint16{afInet, afInet6}[i]
 			for _, l := range listening(filepath.Join(dir, "net", f)) {
