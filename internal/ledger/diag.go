@@ -54,7 +54,7 @@ func (r *diagReq) Serialize() []byte {
 	b := make([]byte, 56)
 	b[0] = r.family
 	b[1] = unix.IPPROTO_TCP
-	b[2] = 0                                    // no extensions
+	b[2] = 0 // no extensions
 	states := r.states
 	if states == 0 {
 		states = 0xfff
