@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tcptrace/tcptrace/internal/capture"
+	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/ledger"
@@ -80,7 +81,8 @@ port-exhaustion forecast with its inputs.`,
 }
 
 // printReport writes the report to stdout as --json or text asks.
-func printReport(f *flags, clock render.Clock, rep *diagnosis.Report, title string) error {
+// label, when not nil, names each process's container (live only).
+func printReport(f *flags, clock render.Clock, rep *diagnosis.Report, title string, label func(uint32) string) error {
 	if f.json {
 		return render.WriteReportJSON(os.Stdout, clock, rep)
 	}
@@ -89,7 +91,18 @@ func printReport(f *flags, clock render.Clock, rep *diagnosis.Report, title stri
 		return err
 	}
 	o := render.Options{Color: color, Width: f.width, Clock: clock, ASCII: f.ascii}
-	return render.WriteReportText(os.Stdout, o, render.ReportOptions{Title: title}, rep)
+	return render.WriteReportText(os.Stdout, o, render.ReportOptions{Title: title, ProcLabel: label}, rep)
+}
+
+// containerLabel names the container a process runs in, for the report's
+// tables: "[container <short id or namespace/pod>]", "" on the host.
+func containerLabel(res *container.Resolver) func(uint32) string {
+	return func(pid uint32) string {
+		if l := res.PID(pid).Label(); l != "" {
+			return "[container " + l + "]"
+		}
+		return ""
+	}
 }
 
 // runReportLive traces, with the ledger, until --duration or a signal.
@@ -140,7 +153,8 @@ func runReportLive(f *flags) error {
 	feedLedger(eng, poller)
 	now := probe.MonotonicNow()
 	rep := eng.Report(now, time.Duration(now-start), "")
-	return printReport(f, clock, rep, "tcptrace report (live, "+time.Duration(now-start).Round(time.Millisecond).String()+")")
+	return printReport(f, clock, rep, "tcptrace report (live, "+time.Duration(now-start).Round(time.Millisecond).String()+")",
+		containerLabel(container.New(container.Options{})))
 }
 
 // runReportReplay reports on a capture, with its recorded sysctls.
@@ -182,7 +196,7 @@ func runReportReplay(f *flags, path string) error {
 		elapsed = time.Duration(end - h.StartMono)
 	}
 	rep := eng.Report(end, elapsed, replayLedgerNote)
-	if err := printReport(f, clock, rep, "tcptrace report ("+path+", "+elapsed.Round(time.Millisecond).String()+")"); err != nil {
+	if err := printReport(f, clock, rep, "tcptrace report ("+path+", "+elapsed.Round(time.Millisecond).String()+")", nil); err != nil {
 		return err
 	}
 	if r.Truncated() != nil {
@@ -254,9 +268,9 @@ func noteworthy(r *diagnosis.Report) bool {
 
 // writeDiagnosis writes the exit summary's diagnosis: the forecast, TIME_WAIT
 // and failed connects when something is at risk, else one line.
-func writeDiagnosis(w io.Writer, o render.Options, r *diagnosis.Report) error {
+func writeDiagnosis(w io.Writer, o render.Options, r *diagnosis.Report, label func(uint32) string) error {
 	if noteworthy(r) {
-		return render.WriteReportText(w, o, render.ReportOptions{Title: "tcptrace diagnosis", Short: true}, r)
+		return render.WriteReportText(w, o, render.ReportOptions{Title: "tcptrace diagnosis", Short: true, ProcLabel: label}, r)
 	}
 	held := 0
 	for _, t := range r.TimeWait {

@@ -29,6 +29,8 @@ type pipeline struct {
 	engine  *diagnosis.Engine // forecasts, churn, failed connects, the TIME_WAIT ledger
 	warns   *render.Warnings
 	report  func() *diagnosis.Report // the diagnosis for the exit summary
+	// procLabel names a process's container in the diagnosis (live only).
+	procLabel func(uint32) string
 }
 
 // newPipeline builds the views for f on stdout, with times shown by clock.
@@ -60,6 +62,15 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 	pl.opts = render.Options{Color: color, Width: f.width, Clock: clock, ASCII: f.ascii}
 	if pl.opts.Width == 0 {
 		pl.opts.Width = termWidth(os.Stdout)
+	}
+	if conts != nil {
+		pl.procLabel = containerLabel(conts)
+		pl.opts.Label = func(c *events.Conn) string {
+			if l := conts.Conn(c).Label(); l != "" {
+				return "container=" + l
+			}
+			return ""
+		}
 	}
 	connOnly := events.Filter{PID: uf.PID, Comm: uf.Comm, Port: uf.Port, Host: uf.Host}
 	var view events.Sink
@@ -174,7 +185,7 @@ func (pl *pipeline) finish(f *flags, sum *render.Summary) error {
 	}
 	if rep != nil {
 		// Before the summary, so the summary stays the last thing printed.
-		if err := writeDiagnosis(os.Stderr, pl.opts, rep); err != nil {
+		if err := writeDiagnosis(os.Stderr, pl.opts, rep, pl.procLabel); err != nil {
 			return err
 		}
 	}

@@ -242,3 +242,21 @@ func TestFiltered(t *testing.T) {
 		t.Errorf("passed %d conns, %d transitions, %d losses", len(col.Conns), len(col.Transitions), len(col.Losses))
 	}
 }
+
+// TestPID names a process's container from its /proc/PID/cgroup.
+func TestPID(t *testing.T) {
+	_, o := fakeHost(t)
+	r := New(o)
+	if i := r.PID(10); i.ID != id1 {
+		t.Errorf("pid 10: %+v, want docker container %s", i, id1)
+	}
+	if i := r.PID(20); i.ID != id2 || i.PodName != "web-0" || i.PodNamespace != "shop" {
+		t.Errorf("pid 20: %+v, want %s in shop/web-0", i, id2)
+	}
+	if i := r.PID(1); i.InContainer() {
+		t.Errorf("pid 1 (host): %+v", i)
+	}
+	if i := r.PID(999); i.InContainer() {
+		t.Errorf("missing pid: %+v", i)
+	}
+}

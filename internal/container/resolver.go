@@ -349,3 +349,15 @@ func unifiedRoot(root string) string {
 	}
 	return root
 }
+
+// PID returns the container of a process, from its /proc/PID/cgroup.
+func (r *Resolver) PID(pid uint32) Info {
+	p := procCgroup(filepath.Join(r.o.Proc, strconv.FormatUint(uint64(pid), 10), "cgroup"))
+	i := ParseCgroupPath(p)
+	if !i.InContainer() {
+		return i
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.withPod(i)
+}

@@ -2,6 +2,8 @@
 // into text for people and JSON lines for programs.
 package render
 
+import "github.com/tcptrace/tcptrace/internal/events"
+
 // Options control how text is rendered.
 type Options struct {
 	Color    bool  // emit ANSI colour and bold (the caller checks TTY and NO_COLOR)
@@ -9,6 +11,9 @@ type Options struct {
 	Clock    Clock // maps kernel timestamps to wall-clock time
 	NoHeader bool  // omit the column header line
 	ASCII    bool  // use only ASCII (-> instead of →, us instead of µs)
+	// Label, when set, names where a connection runs (e.g. its container)
+	// on the line that carries its verdict; "" adds nothing.
+	Label func(c *events.Conn) string
 }
 
 // width returns the effective width, never below minWidth.

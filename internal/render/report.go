@@ -17,6 +17,9 @@ import (
 type ReportOptions struct {
 	Title string // first line, e.g. "tcptrace report (live, 10s)"
 	Short bool   // the exit summary's part: forecast, TIME_WAIT, failed connects
+	// ProcLabel, when set, names where a process runs (e.g. its container)
+	// after it in the tables; "" adds nothing.
+	ProcLabel func(pid uint32) string
 }
 
 // WriteReportText writes the report as lipgloss tables.
@@ -25,6 +28,15 @@ func WriteReportText(w io.Writer, o Options, ro ReportOptions, r *diagnosis.Repo
 		r = &diagnosis.Report{}
 	}
 	st := newStyles(w, o.Color)
+	proc := func(k diagnosis.ProcKey) string {
+		s := procText(k)
+		if ro.ProcLabel != nil {
+			if l := ro.ProcLabel(k.PID); l != "" {
+				s += " " + l
+			}
+		}
+		return s
+	}
 	var b strings.Builder
 	section := func(title string) { b.WriteString("\n" + st.paint(st.header, title) + "\n") }
 	tbl := func(headers []string, rows [][]string) {
@@ -55,7 +67,7 @@ func WriteReportText(w io.Writer, o Options, ro ReportOptions, r *diagnosis.Repo
 			for _, d := range c.Dests {
 				ds = append(ds, destText(d.Dest)+" ×"+itoa(d.Count))
 			}
-			rows = append(rows, []string{procText(c.Owner), itoa(c.ActiveCloses), itoa(c.Finished),
+			rows = append(rows, []string{proc(c.Owner), itoa(c.ActiveCloses), itoa(c.Finished),
 				sharePct(c.ActiveCloses, c.Finished), strings.Join(ds, ", ")})
 		}
 		tbl([]string{"PROCESS", "CLOSED FIRST", "FINISHED", "SHARE", "DESTINATIONS"}, rows)
@@ -63,7 +75,7 @@ func WriteReportText(w io.Writer, o Options, ro ReportOptions, r *diagnosis.Repo
 	section("TIME_WAIT by destination and owner")
 	var rows [][]string
 	for _, t := range r.TimeWait {
-		owner := procText(t.Owner)
+		owner := proc(t.Owner)
 		if !t.Known {
 			owner = "? (predates tracing)"
 		}
@@ -73,13 +85,13 @@ func WriteReportText(w io.Writer, o Options, ro ReportOptions, r *diagnosis.Repo
 	section("Failed connects")
 	rows = nil
 	for _, f := range r.Failed {
-		rows = append(rows, []string{procText(f.Owner), destText(f.Dest), orDash(f.Err), itoa(f.Count)})
+		rows = append(rows, []string{proc(f.Owner), destText(f.Dest), orDash(f.Err), itoa(f.Count)})
 	}
 	tbl([]string{"PROCESS", "DESTINATION", "ERROR", "COUNT"}, rows)
 	section("Port-exhaustion forecast")
 	rows = nil
 	for _, f := range r.Forecasts {
-		rows = append(rows, []string{destText(f.Dest), procText(f.Owner), strconv.FormatFloat(f.Inputs.Rate, 'f', 1, 64),
+		rows = append(rows, []string{destText(f.Dest), proc(f.Owner), strconv.FormatFloat(f.Inputs.Rate, 'f', 1, 64),
 			strconv.Itoa(f.Inputs.Held), strconv.Itoa(f.Inputs.InUse), strconv.Itoa(f.Forecast.Left) + "/" + strconv.Itoa(f.Forecast.Ports),
 			holdText(f.Forecast.Hold), strings.TrimPrefix(etaText(&f.Forecast), "in "), itoa(f.Failed)})
 	}

@@ -166,6 +166,11 @@ func (t *Text) notes(tr *events.Transition, c *events.Conn) []note {
 		if c.Err != 0 {
 			v += " err=" + errnoName(c.Err)
 		}
+		if t.o.Label != nil {
+			if l := t.o.Label(c); l != "" {
+				v += " " + l
+			}
+		}
 		ns = append(ns, note{v, &st.bold})
 	}
 	return ns
