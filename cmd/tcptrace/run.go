@@ -58,7 +58,7 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 		return nil, err
 	}
 	pl := &pipeline{out: &errWriter{w: os.Stdout}}
-	pl.bw = bufio.NewWriterSize(pl.out, 64<<10)
+	pl.bw = bufio.NewWriterSize(pl.out, 256<<10)
 	pl.opts = render.Options{Color: color, Width: f.width, Clock: clock, ASCII: f.ascii}
 	if pl.opts.Width == 0 {
 		pl.opts.Width = termWidth(os.Stdout)

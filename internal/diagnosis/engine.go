@@ -86,6 +86,8 @@ type Engine struct {
 	lastRun uint64
 	now     uint64
 	warns   []Warning
+	expBuf  []time.Duration // reused by inputs
+	sortBuf []time.Duration // reused by Predict
 }
 
 // New returns an engine.

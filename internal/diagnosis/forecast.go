@@ -89,6 +89,7 @@ type Inputs struct {
 	InUse    int             // other sockets holding range ports toward it (open connections, listeners)
 	Rate     float64         // new TIME_WAIT sockets per second toward it
 	NetnsTW  int             // TIME_WAIT sockets in the whole namespace (tcp_max_tw_buckets)
+	Scratch  []time.Duration // optional room for Predict's working copy (no allocation when big enough)
 }
 
 // Forecast is when connect() toward a destination starts failing.
@@ -136,7 +137,10 @@ func Predict(in Inputs) Forecast {
 // connect(): its timer, or with reuse what is left of the reuse delay.
 func expiries(in Inputs, reuse bool, hold time.Duration) []time.Duration {
 	held := max(in.Held, 0)
-	exp := make([]time.Duration, 0, held)
+	exp := in.Scratch[:0]
+	if cap(exp) < held {
+		exp = make([]time.Duration, 0, held)
+	}
 	if in.Expiries != nil {
 		exp = append(exp, in.Expiries...)
 	} else {

@@ -209,6 +209,17 @@ func (e *Engine) ended(v *nsView, next map[uint64]prevTW, now uint64) {
 // TIME_WAIT period.
 func (e *Engine) inputs(d *destState, s Sysctls, now uint64) Inputs {
 	in := Inputs{Sysctls: s, Loopback: d.dest.Loopback(), Rate: d.rate(&d.tw, now)}
+	// The engine's buffers, reused evaluation after evaluation: the
+	// slices live until the next call.
+	in.Expiries, in.Scratch = e.expBuf[:0], e.sortBuf[:0]
+	defer func() {
+		if cap(in.Expiries) > cap(e.expBuf) {
+			e.expBuf = in.Expiries[:0]
+		}
+		if cap(e.sortBuf) < len(in.Expiries) {
+			e.sortBuf = make([]time.Duration, 0, 2*len(in.Expiries))
+		}
+	}()
 	l := &d.ledger
 	if l.at != 0 && now >= l.at && now-l.at < uint64(staleLedger) {
 		age := time.Duration(now - l.at)
@@ -223,7 +234,6 @@ func (e *Engine) inputs(d *destState, s Sysctls, now uint64) Inputs {
 		in.InUse, in.NetnsTW = l.inUse, l.netnsTW+int(l.traced)
 	} else {
 		nowSec := int64(now / 1e9)
-		in.Expiries = []time.Duration{}
 		d.tw.advance(nowSec)
 		for a := int64(0); a < int64(TimeWaitLen/time.Second); a++ {
 			n := d.tw.counts[(nowSec-a+window)%window]
