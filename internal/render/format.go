@@ -191,12 +191,32 @@ func sanitize(s string) string {
 
 // cells returns the terminal width of plain text.
 func cells(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return lipgloss.Width(s)
+	n := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf && c != 0x1b {
+			n++
+			i++
+			continue
 		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if !narrowGlyph(r) {
+			return lipgloss.Width(s) // escapes, wide or combining runes
+		}
+		n++
+		i += size
 	}
-	return len(s)
+	return n
+}
+
+// narrowGlyph reports whether r is one of the one-cell symbols the views
+// draw with, so measuring a line needs no grapheme segmentation.
+func narrowGlyph(r rune) bool {
+	switch r {
+	case '→', '←', 'µ', '…', '└', '─', '│', '┄', '◆', '▶', '◀', '×', '·', '—', '╭', '╮', '╰', '╯', '├', '┤', '┬', '┴', '┼':
+		return true
+	}
+	return false
 }
 
 // truncRight cuts s to at most w cells, marking the cut with ell.

@@ -3,6 +3,7 @@ package render
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/charmbracelet/lipgloss"
 	"io"
 	"math/rand"
 	"net/netip"
@@ -211,5 +212,15 @@ func TestLiveClock(t *testing.T) {
 	}
 	if (Clock{}).Wall(0).Location() != time.Local {
 		t.Error("nil Loc should mean time.Local")
+	}
+}
+
+// TestCellsFastPath: the fast count agrees with lipgloss on the glyphs the
+// views use, and falls back for anything else.
+func TestCellsFastPath(t *testing.T) {
+	for _, s := range []string{"", "abc", "ESTAB→FIN_WAIT1", "27.3µs", "└ active close", "×12,000", "─── SYN ──▶ │", "漢字", "e\u0301", "\x1b[1mbold\x1b[0m"} {
+		if got, want := cells(s), lipgloss.Width(s); got != want {
+			t.Errorf("cells(%q) = %d, lipgloss.Width = %d", s, got, want)
+		}
 	}
 }
