@@ -24,7 +24,7 @@ import (
 )
 
 // dockerFlags are the documented flags of the agent under docker (see
-// deploy/README-fleet.md). Docker before 23 does not know the names BPF and
+// README.md, "Fleet"). Docker before 23 does not know the names BPF and
 // PERFMON: SYS_ADMIN covers both.
 var dockerFlags = []string{"--network", "host", "--pid", "host", "--cgroupns", "host", "--read-only",
 	"--cap-add", "SYS_ADMIN", "--cap-add", "SYS_PTRACE", "-v", "/sys/kernel/btf:/sys/kernel/btf:ro"}
