@@ -23,6 +23,7 @@ import (
 
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/probe"
+	"github.com/tcptrace/tcptrace/internal/testutil"
 )
 
 // Environment of the helper server process.
@@ -502,19 +503,7 @@ func runRefused(t testing.TB, before func(port int)) *connShape {
 	if before != nil {
 		before(port)
 	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
-	unix.Close(fd)
-	if err != unix.ECONNREFUSED {
-		t.Fatalf("connect to bound-only port: %v, want ECONNREFUSED", err)
-	}
+	cookie := testutil.RefusedConnect(t, port)
 	r.waitFor(t, "refused close", allClosed(cookie))
 	evs := r.stop()
 	r.check(t)

@@ -224,19 +224,7 @@ func playRefused(t *testing.T, r *drec, port int) *played {
 	if err := unix.Bind(hold, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		t.Fatal(err)
 	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
-	unix.Close(fd)
-	if err != unix.ECONNREFUSED {
-		t.Fatalf("connect: %v, want ECONNREFUSED", err)
-	}
+	cookie := testutil.RefusedConnect(t, port)
 	r.waitClosed(t, cookie)
 	return &played{evs: r.stop(), timeWait: []string{"none"},
 		also: []string{"refused: the SYN was answered by RST", "SERVER (inferred)"}}

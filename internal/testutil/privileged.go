@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tcptrace/tcptrace/internal/probe"
 )
 
@@ -32,4 +34,24 @@ func RequirePrivileged(t testing.TB) {
 		t.Fatalf("privileged test cannot run (%v) and %s=1", err, EnvRequire)
 	}
 	t.Skipf("privileged test skipped: %v (run as root; CI sets %s=1)", err, EnvRequire)
+}
+
+// RefusedConnect connects to 127.0.0.1:port, which must be bound but not
+// listening, expects ECONNREFUSED, and returns the refused socket's cookie.
+func RefusedConnect(t testing.TB, port int) uint64 {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+	unix.Close(fd)
+	if err != unix.ECONNREFUSED {
+		t.Fatalf("connect to bound-only port %d: %v, want ECONNREFUSED", port, err)
+	}
+	return cookie
 }
