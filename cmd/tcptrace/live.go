@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -63,6 +64,9 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 		pl.tracker.AddListener(l.Netns, l.Port, l.Owner)
 		_ = p.SeedListener(l.Netns, l.Port, l.Family, l.Owner)
 	}
+	// Loading parsed the kernel's BTF (tens of MiB, garbage now): give it
+	// back to the system rather than carry it as resident memory.
+	debug.FreeOSMemory()
 	// Attached, self-tested, listeners seeded: keep only what tracing needs.
 	if err := dropCapabilities(keepAfterAttach...); err != nil {
 		fmt.Fprintf(os.Stderr, "tcptrace: warning: %v\n", err)

@@ -129,7 +129,7 @@ func (a *agent) periodic() {
 // serveMemoryLimit is the Go runtime's soft memory limit for the agent
 // unless GOMEMLIMIT is set: the GC works harder near it instead of letting
 // the heap double over the live data.
-const serveMemoryLimit = 56 << 20
+const serveMemoryLimit = 40 << 20
 
 func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
@@ -173,6 +173,9 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	for _, l := range seeds {
 		_ = p.SeedListener(l.Netns, l.Port, l.Family, l.Owner)
 	}
+	// Loading parsed the kernel's BTF (tens of MiB, garbage now): give it
+	// back to the system rather than carry it as resident memory.
+	debug.FreeOSMemory()
 	if err := dropCapabilities(keepAfterAttach...); err != nil {
 		fmt.Fprintf(os.Stderr, "tcptrace: %v\n", err)
 	}

@@ -22,18 +22,13 @@ type nsView struct {
 	truncated bool
 	err       error
 	byOwner   map[destOwner]int
-	prev      map[uint64]prevTW // traced TIME_WAIT sockets in the previous snapshot
+	prev      map[uint64]uint64 // traced TIME_WAIT sockets in the previous snapshot: cookie → ns its timer runs out
 }
 
 type destOwner struct {
 	dest  Dest
 	owner ProcKey
 	known bool
-}
-
-type prevTW struct {
-	rec     cookieRec
-	expires uint64 // ns when its timer runs out
 }
 
 // cookieRec is a traced TIME_WAIT handover.
@@ -136,7 +131,7 @@ func (e *Engine) Ledger(s *ledger.Snapshot) {
 	v.byOwner = make(map[destOwner]int)
 	type agg struct{ exp []time.Duration }
 	per := map[Dest]*agg{}
-	next := make(map[uint64]prevTW, len(v.prev))
+	next := make(map[uint64]uint64, len(v.prev))
 	for i := range s.TimeWait {
 		k := &s.TimeWait[i]
 		d := Dest{Netns: s.Netns, Saddr: k.Saddr, Daddr: k.Daddr, Dport: k.Dport}
@@ -151,7 +146,7 @@ func (e *Engine) Ledger(s *ledger.Snapshot) {
 		a.exp = append(a.exp, k.Expires)
 		rec, known := e.cookies.get(k.Cookie)
 		if known {
-			next[k.Cookie] = prevTW{rec: rec, expires: s.Time + uint64(k.Expires)}
+			next[k.Cookie] = s.Time + uint64(k.Expires)
 		} else {
 			v.unknown++
 		}
@@ -186,20 +181,21 @@ func (e *Engine) Ledger(s *ledger.Snapshot) {
 }
 
 // ended reports the traced TIME_WAIT sockets of prev that the kernel dropped.
-func (e *Engine) ended(v *nsView, next map[uint64]prevTW, now uint64) {
-	for cookie, p := range v.prev {
+func (e *Engine) ended(v *nsView, next map[uint64]uint64, now uint64) {
+	for cookie, expires := range v.prev {
 		if _, ok := next[cookie]; ok {
 			continue
 		}
-		t := min(p.expires, now)
+		t := min(expires, now)
+		rec, _ := e.cookies.get(cookie) // gone only after many newer handovers
 		e.stats.twEnded++
 		if e.o.Out != nil {
 			held := time.Duration(0)
-			if t > p.rec.at {
-				held = time.Duration(t - p.rec.at)
+			if rec.at != 0 && t > rec.at {
+				held = time.Duration(t - rec.at)
 			}
-			e.o.Out.TimeWaitEnd(&TimeWaitEnd{Time: t, Cookie: cookie, Owner: p.rec.owner,
-				Dest: p.rec.dest, Sport: p.rec.sport, Held: held})
+			e.o.Out.TimeWaitEnd(&TimeWaitEnd{Time: t, Cookie: cookie, Owner: rec.owner,
+				Dest: rec.dest, Sport: rec.sport, Held: held})
 		}
 	}
 }
