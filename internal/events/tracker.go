@@ -1,7 +1,5 @@
 package events
 
-import "slices"
-
 // Sink receives what the tracker makes of the stream. Pointers passed to it
 // are valid only during the call: a Conn is recycled after Finished returns.
 type Sink interface {
@@ -245,56 +243,6 @@ func (t *Tracker) fill(c *Conn, ev *Event) {
 		t.record(c, g, ev.Time)
 		t.sink.Transition(g)
 	}
-}
-
-// edges are the TCP state machine's transitions, besides X→CLOSE from any state.
-var edges = [...][]State{
-	Close:       {SynSent, Listen},
-	Listen:      {SynRecv},
-	SynSent:     {Established, SynRecv},
-	SynRecv:     {Established, FinWait1},
-	Established: {FinWait1, CloseWait},
-	FinWait1:    {FinWait2, Closing},
-	CloseWait:   {LastAck},
-	Closing:     nil,
-	NewSynRecv:  nil,
-}
-
-// statePath appends to buf the states after from on a shortest path to to
-// (to included), or just to when the state machine has no such path.
-func statePath(from, to State, buf []State) []State {
-	const n = NewSynRecv + 1
-	if from >= n || to >= n {
-		return append(buf, to)
-	}
-	var prev [n]State
-	var seen [n]bool
-	queue := [n]State{from}
-	seen[from] = true
-	for head, tail := 0, 1; head < tail; head++ {
-		s := queue[head]
-		for i := 0; i <= len(edges[s]); i++ {
-			next := Close // every state can go to CLOSE
-			if i < len(edges[s]) {
-				next = edges[s][i]
-			}
-			if seen[next] {
-				continue
-			}
-			seen[next], prev[next] = true, s
-			if next == to {
-				start := len(buf)
-				for x := to; x != from; x = prev[x] {
-					buf = append(buf, x)
-				}
-				slices.Reverse(buf[start:])
-				return buf
-			}
-			queue[tail] = next
-			tail++
-		}
-	}
-	return append(buf, to)
 }
 
 // first is set when ev is the first thing seen of c.

@@ -1,0 +1,396 @@
+package probe_test
+
+// The tracers BenchmarkChurn measures: the tcptrace binary and the probe
+// with the tracker in-process.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/probe"
+)
+
+// tracer is a running tcptrace under measurement.
+type tracer interface {
+	start(b *testing.B, e *churnEnv) // load, attach, be ready for the workload
+	stop(b *testing.B) tracerResult  // drain, detach, report
+}
+
+type tracerResult struct {
+	events    uint64        // transitions delivered to userspace during the workload
+	cpu       time.Duration // tracer CPU during the workload and the final drain
+	ring      uint64        // ring-buffer reserve failures
+	recursion uint64        // recursion misses
+	runs      uint64        // program runs (bpf stats)
+	runtime   time.Duration // program run time (bpf stats)
+	maxRSS    int64         // peak RSS in bytes, 0 when unknown
+}
+
+// findPrograms returns the IDs of loaded programs named like ours (the
+// kernel keeps 15 bytes of the name).
+func findPrograms() map[ebpf.ProgramID]bool {
+	ids := map[ebpf.ProgramID]bool{}
+	var id ebpf.ProgramID
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			return ids
+		}
+		id = next
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		if info, err := p.Info(); err == nil && strings.HasPrefix("inet_sock_set_state", info.Name) && info.Name != "" {
+			ids[id] = true
+		}
+		p.Close()
+	}
+}
+
+func programStats(id ebpf.ProgramID) (*ebpf.ProgramStats, error) {
+	p, err := ebpf.NewProgramFromID(id)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	return p.Stats()
+}
+
+// binaryTracer runs the tcptrace binary: --json --port N > file.
+type binaryTracer struct {
+	bin      string
+	dir      string
+	cmd      *exec.Cmd
+	out      string
+	stderr   bytes.Buffer
+	prog     ebpf.ProgramID
+	cpu0     time.Duration
+	lines0   uint64
+	st0      *ebpf.ProgramStats
+	waitErr  error
+	exitedCh chan struct{}
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// tcptraceBinary returns $TCPTRACE_BIN or builds cmd/tcptrace once.
+func tcptraceBinary(b *testing.B) string {
+	if bin := os.Getenv("TCPTRACE_BIN"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			b.Skipf("TCPTRACE_BIN: %v", err)
+		}
+		return bin
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tcptrace-bench-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "tcptrace")
+		cmd := exec.Command("go", "build", "-o", builtBin, "./cmd/tcptrace")
+		cmd.Dir = "../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
+		}
+	})
+	if buildErr != nil {
+		b.Skipf("cmd/tcptrace does not build yet: %v", buildErr)
+	}
+	return builtBin
+}
+
+// procCPU returns utime+stime of a process from /proc/<pid>/stat.
+func procCPU(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(raw, ')')
+	f := strings.Fields(string(raw[i+2:]))
+	// fields after ")": state(3) ... utime is field 14, stime 15 (1-based in stat)
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	const hz = 100 // USER_HZ
+	return time.Duration(ut+st) * time.Second / hz, nil
+}
+
+func countLines(path string) uint64 {
+	raw, _ := os.ReadFile(path)
+	return uint64(bytes.Count(raw, []byte{'\n'}))
+}
+
+func (t *binaryTracer) start(b *testing.B, e *churnEnv) {
+	before := findPrograms()
+	t.out = filepath.Join(t.dir, fmt.Sprintf("out-%d.jsonl", time.Now().UnixNano()))
+	f, err := os.Create(t.out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	args := []string{"--json", "--port", strconv.Itoa(int(e.port))}
+	if extra := os.Getenv("TCPTRACE_BENCH_ARGS"); extra != "" {
+		args = append(args, strings.Fields(extra)...)
+	}
+	t.stderr.Reset()
+	t.cmd = exec.Command(t.bin, args...)
+	t.cmd.Stdout = f
+	t.cmd.Stderr = &t.stderr
+	if err := t.cmd.Start(); err != nil {
+		b.Fatalf("starting %s: %v", t.bin, err)
+	}
+	exited := make(chan struct{})
+	go func() { t.waitErr = t.cmd.Wait(); close(exited) }()
+	// Ready when its program is loaded and a probe connection shows up in
+	// its output.
+	deadline := time.Now().Add(15 * time.Second)
+	probeEnv := *e
+	probeEnv.workers, probeEnv.runFor = 1, 20*time.Millisecond
+	for t.prog == 0 || countLines(t.out) == 0 {
+		select {
+		case <-exited:
+			b.Fatalf("tcptrace exited early (%v): %s", t.waitErr, t.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			_ = t.cmd.Process.Kill()
+			<-exited
+			b.Fatalf("tcptrace not ready after 15s (program found: %v, output lines: %d): %s", t.prog != 0, countLines(t.out), t.stderr.String())
+		}
+		if t.prog == 0 {
+			for id := range findPrograms() {
+				if !before[id] {
+					t.prog = id
+				}
+			}
+		} else {
+			probeEnv.run(clientClosesFirst)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // let the probe connections' output settle
+	t.exitedCh = exited
+	t.cpu0, _ = procCPU(t.cmd.Process.Pid)
+	t.lines0 = countLines(t.out)
+	t.st0, _ = programStats(t.prog)
+}
+
+func (t *binaryTracer) stop(b *testing.B) tracerResult {
+	var r tracerResult
+	if st, err := programStats(t.prog); err == nil && t.st0 != nil {
+		r.runs = st.RunCount - t.st0.RunCount
+		r.runtime = st.Runtime - t.st0.Runtime
+	}
+	_ = t.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-t.exitedCh:
+	case <-time.After(30 * time.Second):
+		_ = t.cmd.Process.Kill()
+		<-t.exitedCh
+		b.Fatalf("tcptrace did not exit 30s after SIGINT: %s", t.stderr.String())
+	}
+	if t.waitErr != nil {
+		b.Fatalf("tcptrace: %v: %s", t.waitErr, t.stderr.String())
+	}
+	if ru, ok := t.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.cpu = time.Duration(syscall.TimevalToNsec(ru.Utime)+syscall.TimevalToNsec(ru.Stime)) - t.cpu0
+		r.maxRSS = ru.Maxrss << 10
+	}
+	// Count transitions after the ready point; find the summary.
+	f, err := os.Open(t.out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var line uint64
+	var summary map[string]any
+	types := map[string]uint64{}
+	for sc.Scan() {
+		line++
+		if line <= t.lines0 {
+			continue
+		}
+		var head struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &head); err != nil {
+			b.Fatalf("tcptrace output line %d is not JSON: %v: %q", line, err, sc.Bytes())
+		}
+		types[head.Type]++
+		if head.Type == "summary" {
+			summary = map[string]any{}
+			_ = json.Unmarshal(sc.Bytes(), &summary)
+		}
+	}
+	r.events = types["transition"]
+	if r.events == 0 { // unknown schema: everything but summary/connection/loss lines
+		for k, v := range types {
+			if k != "summary" && k != "connection" && k != "conn" && k != "loss" {
+				r.events += v
+			}
+		}
+	}
+	if summary == nil {
+		b.Errorf("tcptrace printed no summary line after SIGINT; line types %v", types)
+	} else {
+		r.ring, r.recursion = lostCounts(summary)
+		if testing.Verbose() {
+			b.Logf("summary: %v", summary)
+		}
+	}
+	_ = os.Remove(t.out)
+	t.prog = 0
+	return r
+}
+
+// lostCounts finds the ring and recursion loss counts in the summary line,
+// wherever it nests them.
+func lostCounts(m map[string]any) (ring, rec uint64) {
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, v := range x {
+				walk(prefix+"."+strings.ToLower(k), v)
+			}
+		case float64:
+			if !strings.Contains(prefix, "lost") && !strings.Contains(prefix, "loss") && !strings.Contains(prefix, "drop") {
+				return
+			}
+			switch {
+			case strings.Contains(prefix, "ring"):
+				ring += uint64(x)
+			case strings.Contains(prefix, "recurs"):
+				rec += uint64(x)
+			}
+		}
+	}
+	walk("", m)
+	return ring, rec
+}
+
+// inprocTracer runs probe + tracker in this process, rendering to io.Discard.
+type inprocTracer struct {
+	p    *probe.Probe
+	done chan tracerResult
+	st0r uint64
+	st0t time.Duration
+	l0   events.Losses
+}
+
+// lineSink renders transitions as text lines, roughly the work of a view.
+type lineSink struct {
+	w   *bufio.Writer
+	buf []byte
+}
+
+func (s *lineSink) Transition(t *events.Transition) {
+	ev := t.Event
+	b := s.buf[:0]
+	b = append(b, `{"type":"transition","time":`...)
+	b = strconv.AppendUint(b, ev.Time, 10)
+	b = append(b, `,"cookie":`...)
+	b = strconv.AppendUint(b, ev.Cookie, 10)
+	b = append(b, `,"pid":`...)
+	b = strconv.AppendUint(b, uint64(ev.PID), 10)
+	b = append(b, `,"comm":"`...)
+	b = append(b, bytes.TrimRight(ev.Comm[:], "\x00")...)
+	b = append(b, `","saddr":"`...)
+	b = ev.Saddr.AppendTo(b)
+	b = append(b, `","sport":`...)
+	b = strconv.AppendUint(b, uint64(ev.Sport), 10)
+	b = append(b, `,"daddr":"`...)
+	b = ev.Daddr.AppendTo(b)
+	b = append(b, `","dport":`...)
+	b = strconv.AppendUint(b, uint64(ev.Dport), 10)
+	b = append(b, `,"old":"`...)
+	b = append(b, t.Old.String()...)
+	b = append(b, `","new":"`...)
+	b = append(b, t.Shown().String()...)
+	b = append(b, `","in_old_ns":`...)
+	b = strconv.AppendInt(b, t.InOld, 10)
+	b = append(b, "}\n"...)
+	s.buf = b
+	_, _ = s.w.Write(b)
+}
+func (s *lineSink) Finished(*events.Conn) {}
+func (s *lineSink) Loss(*events.Event)    {}
+
+func (t *inprocTracer) start(b *testing.B, e *churnEnv) {
+	p, err := probe.Open(probe.Options{Filter: probe.Filter{Port: e.port}})
+	if err != nil {
+		b.Fatalf("probe.Open: %v", err)
+	}
+	t.p = p
+	t.st0r, t.st0t, _ = p.ProgramStats()
+	t.l0, _ = p.Losses()
+	t.done = make(chan tracerResult, 1)
+	started := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var ru0, ru1 unix.Rusage
+		_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru0)
+		close(started)
+		sink := &lineSink{w: bufio.NewWriterSize(io.Discard, 64<<10)}
+		tr := events.NewTracker(sink, nil, 0)
+		var ev events.Event
+		var r tracerResult
+		for {
+			err := p.Next(&ev)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Errorf("probe.Next: %v", err)
+				break
+			}
+			tr.Observe(&ev)
+		}
+		_ = sink.w.Flush()
+		_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru1)
+		r.events = tr.Stats().Events
+		r.cpu = time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano() + ru1.Stime.Nano() - ru0.Stime.Nano())
+		t.done <- r
+	}()
+	<-started
+}
+
+func (t *inprocTracer) stop(b *testing.B) tracerResult {
+	runs, rt, _ := t.p.ProgramStats()
+	_ = t.p.Stop()
+	r := <-t.done
+	r.runs, r.runtime = runs-t.st0r, rt-t.st0t
+	if l, err := t.p.Losses(); err == nil {
+		r.ring, r.recursion = l.Ring-t.l0.Ring, l.Recursion-t.l0.Recursion
+	}
+	if err := t.p.Close(); err != nil {
+		b.Errorf("probe.Close: %v", err)
+	}
+	return r
+}
