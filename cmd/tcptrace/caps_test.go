@@ -120,26 +120,12 @@ func ftStart(t *testing.T, cmd *exec.Cmd) (stdout, stderr *bytes.Buffer, wait fu
 		t.Fatal(err)
 	}
 	pw.Close()
-	ready := make(chan bool, 1)
 	var mu sync.Mutex
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		sent := false
-		for sc.Scan() {
-			mu.Lock()
-			stderr.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if !sent && strings.Contains(sc.Text(), "tracing TCP state changes") {
-				ready <- true
-				sent = true
-			}
-		}
-		if !sent {
-			ready <- false
-		}
-	}()
+	ready, done := testutil.WatchReady(pr, func(l string) {
+		mu.Lock()
+		stderr.WriteString(l + "\n")
+		mu.Unlock()
+	})
 	t.Cleanup(func() { cmd.Process.Kill() })
 	select {
 	case ok := <-ready:

@@ -4,7 +4,6 @@ package main
 // output, recording and replay, signals, closed pipes and bad input.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"net"
@@ -61,21 +60,7 @@ func startTracer(t *testing.T, args ...string) *tracer {
 		t.Fatal(err)
 	}
 	pw.Close()
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		signalled := false
-		for sc.Scan() {
-			tr.stderr.WriteString(sc.Text() + "\n")
-			if !signalled && strings.Contains(sc.Text(), "tracing TCP state changes") {
-				ready <- true
-				signalled = true
-			}
-		}
-		if !signalled {
-			ready <- false
-		}
-	}()
+	ready, _ := testutil.WatchReady(pr, func(l string) { tr.stderr.WriteString(l + "\n") })
 	select {
 	case ok := <-ready:
 		if !ok {

@@ -320,21 +320,7 @@ func TestSoak(t *testing.T) {
 			r.c.byCookie = map[uint64][]string{}
 			r.c.recoveryPort = map[uint16]bool{}
 			go r.read(stdout)
-			ready := make(chan bool, 1)
-			go func() {
-				sc := bufio.NewScanner(pr)
-				sent := false
-				for sc.Scan() {
-					errb.WriteString(sc.Text() + "\n")
-					if !sent && strings.Contains(sc.Text(), "tracing TCP state changes") {
-						sent = true
-						ready <- true
-					}
-				}
-				if !sent {
-					ready <- false
-				}
-			}()
+			ready, _ := testutil.WatchReady(pr, func(l string) { errb.WriteString(l + "\n") })
 			if !<-ready {
 				t.Fatalf("tcptrace did not start: %s", errb.String())
 			}
