@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
@@ -58,6 +60,7 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 		return nil, err
 	}
 	pl := &pipeline{out: &errWriter{w: os.Stdout}}
+	growPipe(os.Stdout)
 	pl.bw = bufio.NewWriterSize(pl.out, 256<<10)
 	pl.opts = render.Options{Color: color, Width: f.width, Clock: clock, ASCII: f.ascii}
 	if pl.opts.Width == 0 {
@@ -195,6 +198,21 @@ func (pl *pipeline) finish(f *flags, sum *render.Summary) error {
 // summary assembles the run's summary.
 func (pl *pipeline) summary(lost events.Losses, elapsed time.Duration) *render.Summary {
 	return pl.summ.Summary(pl.tracker.Stats(), lost, elapsed)
+}
+
+// growPipe enlarges f's buffer to 1 MiB when f is a pipe, best effort.
+func growPipe(f *os.File) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		var st unix.Stat_t
+		if unix.Fstat(int(fd), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
+			// A 64 KiB pipe would take several reader wakeups per 256 KiB flush.
+			_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20)
+		}
+	})
 }
 
 // errWriter remembers the first write error (EPIPE from a closed pipe).

@@ -83,39 +83,62 @@ func shortState(s events.State) string {
 // appendDur appends ns in human units with about three significant digits:
 // 850ns 5.39µs 27.3µs 227µs 1.00ms 2.5s 1m05s 2h03m 3d04h; "-" when ns < 0.
 func appendDur(b []byte, ns int64, ascii bool) []byte {
-	if ns < 0 {
+	switch {
+	case ns < 0:
 		return append(b, '-')
+	case ns < 1000:
+		return append(appendDec(b, uint64(ns)), "ns"...)
+	case ns >= 60e9:
+		return appendLongDur(b, ns)
 	}
-	if ns < 1000 {
-		return append(strconv.AppendInt(b, ns, 10), "ns"...)
+	// The smallest of µs, ms and s that shows ns in three digits.
+	if ns < 1e6 {
+		if r, dec := durDigits((ns*100+5e2)/1e3, (ns*10+5e2)/1e3, (ns+5e2)/1e3, 1000); dec >= 0 {
+			if ascii {
+				return append(appendDurDigits(b, r, dec), "us"...)
+			}
+			return append(appendDurDigits(b, r, dec), "µs"...)
+		}
 	}
-	units := [...]struct {
-		div  int64
-		name string
-	}{{1e3, "µs"}, {1e6, "ms"}, {1e9, "s"}}
-	for i, u := range units {
-		if ns >= 60e9 {
-			break
+	if ns < 1e9 {
+		if r, dec := durDigits((ns*100+5e5)/1e6, (ns*10+5e5)/1e6, (ns+5e5)/1e6, 1000); dec >= 0 {
+			return append(appendDurDigits(b, r, dec), "ms"...)
 		}
-		if ns >= u.div*1000 && i < len(units)-1 {
-			continue
-		}
-		if r := (ns*100 + u.div/2) / u.div; r < 1000 {
-			b = strconv.AppendInt(b, r/100, 10)
-			b = append(b, '.', byte('0'+r/10%10), byte('0'+r%10))
-		} else if r := (ns*10 + u.div/2) / u.div; r < 1000 && (u.div != 1e9 || r < 600) {
-			b = strconv.AppendInt(b, r/10, 10)
-			b = append(b, '.', byte('0'+r%10))
-		} else if r := (ns + u.div/2) / u.div; r < 1000 && u.div != 1e9 {
-			b = strconv.AppendInt(b, r, 10)
-		} else {
-			continue
-		}
-		if ascii && u.name == "µs" {
-			return append(b, "us"...)
-		}
-		return append(b, u.name...)
 	}
+	if r, dec := durDigits((ns*100+5e8)/1e9, (ns*10+5e8)/1e9, 1000, 600); dec >= 0 {
+		return append(appendDurDigits(b, r, dec), 's')
+	}
+	return appendLongDur(b, ns)
+}
+
+// durDigits picks the rounding of a duration that fits three digits: r2
+// (hundredths of the unit) with two decimals, r1 (tenths, below max1) with
+// one, r0 with none; dec is -1 when none fits.
+func durDigits(r2, r1, r0, max1 int64) (r int64, dec int) {
+	switch {
+	case r2 < 1000:
+		return r2, 2
+	case r1 < max1:
+		return r1, 1
+	case r0 < 1000:
+		return r0, 0
+	}
+	return 0, -1
+}
+
+// appendDurDigits appends r with dec of its digits after a point.
+func appendDurDigits(b []byte, r int64, dec int) []byte {
+	switch dec {
+	case 2:
+		return append(appendDec(b, uint64(r/100)), '.', byte('0'+r/10%10), byte('0'+r%10))
+	case 1:
+		return append(appendDec(b, uint64(r/10)), '.', byte('0'+r%10))
+	}
+	return appendDec(b, uint64(r))
+}
+
+// appendLongDur appends a duration of a minute or more in two units.
+func appendLongDur(b []byte, ns int64) []byte {
 	sec := ns / 1e9
 	if ns%1e9 >= 5e8 {
 		sec++
@@ -132,7 +155,7 @@ func appendDur(b []byte, ns int64, ascii bool) []byte {
 }
 
 func appendPair(b []byte, hi int64, hu byte, lo int64, lu byte) []byte {
-	b = strconv.AppendInt(b, hi, 10)
+	b = appendDec(b, uint64(hi))
 	b = append(b, hu, byte('0'+lo/10), byte('0'+lo%10), lu)
 	return b
 }
@@ -145,17 +168,7 @@ func formatDur(ns int64, ascii bool) string {
 // endpoint formats addr:port, IPv6 in brackets, "*" for port 0 and for an
 // unspecified address with port 0 (a listener's remote end).
 func endpoint(a netip.Addr, port uint16) string {
-	if port == 0 && (!a.IsValid() || a.IsUnspecified()) {
-		return "*"
-	}
-	host := "*"
-	if a.IsValid() {
-		host = a.String()
-		if a.Is6() {
-			host = "[" + host + "]"
-		}
-	}
-	return host + ":" + portText(port)
+	return string(appendEndpoint(make([]byte, 0, 24), a, port, nil))
 }
 
 // portText formats a port, "*" for 0.
@@ -188,6 +201,22 @@ func sanitize(s string) string {
 	}
 	return sb.String()
 }
+
+// printable classifies bytes: printable ASCII, and of that what a JSON
+// string holds as is.
+var printable = func() (t [256]uint8) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = textSafe | jsonSafe
+	}
+	t['"'], t['\\'] = textSafe, textSafe
+	return t
+}()
+
+// Classes of printable.
+const (
+	textSafe uint8 = 1 << iota // printable ASCII
+	jsonSafe                   // printable ASCII other than " and \
+)
 
 // cells returns the terminal width of plain text.
 func cells(s string) int {

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strconv"
-	"time"
-	"unicode/utf8"
 
 	"github.com/tcptrace/tcptrace/internal/events"
 )
@@ -15,12 +12,14 @@ import (
 // JSON is a Sink that writes one JSON object per line: transitions,
 // finished connections, loss notices and, at the end, a summary.
 type JSON struct {
-	w    io.Writer
-	c    Clock
-	lost events.Losses
-	buf  []byte
-	err  error
-	tc   timeCache
+	w     io.Writer
+	c     Clock
+	lost  events.Losses
+	buf   []byte
+	err   error
+	tc    rfcClock
+	hosts hostCache           // the text of the latest addresses
+	segs  segCache[jsonIdent] // the connection members of recent transitions
 	// Extra, when set, appends fields to each connection record (e.g. the
 	// container that owns it).
 	Extra func(b []byte, c *events.Conn) []byte
@@ -29,7 +28,7 @@ type JSON struct {
 // NewJSON returns a JSON-lines view writing to w, one Write per object.
 // Wrap w in a bufio.Writer for speed.
 func NewJSON(w io.Writer, c Clock) *JSON {
-	return &JSON{w: w, c: c, buf: make([]byte, 0, 512)}
+	return &JSON{w: w, c: c, buf: make([]byte, 0, 512), tc: rfcClock{c: c}}
 }
 
 // Err returns the first write error, if any.
@@ -52,40 +51,69 @@ func (j *JSON) Transition(t *events.Transition) {
 	}
 	ev := t.Event
 	b := append(j.buf[:0], `{"type":"transition","time":`...)
-	b = j.appendTime(b, ev.Time)
-	b = appendUint(b, "cookie", ev.Cookie)
-	b = appendUint(b, "pid", uint64(ev.PID))
-	b = appendComm(b, &ev.Comm)
+	b = j.tc.appendTime(b, ev.Time)
 	// tid and cgroup_id are in the connection record; owner_source only
 	// when the owner was not seen in a syscall (a line's bytes cost CPU).
 	src := events.OwnerUnknown
 	if t.Conn != nil {
 		src = t.Conn.Owner.Source
 	}
-	if src != events.OwnerSyscall {
-		b = appendStr(b, "owner_source", sourceName(src))
+	id := jsonIdent{cookie: ev.Cookie, pid: ev.PID, netns: ev.Netns, comm: ev.Comm, source: src,
+		family: ev.Family, sport: ev.Sport, dport: ev.Dport, saddr: ev.Saddr, daddr: ev.Daddr}
+	seg := j.segs.slot(id.cookie)
+	if !seg.ok || !seg.key.same(&id) {
+		seg.key, seg.ok = id, true
+		seg.text = j.appendIdent(seg.text[:0], &id)
 	}
-	b = appendStr(b, "family", familyName(ev.Family))
-	b = appendAddr(b, "saddr", ev.Saddr)
-	b = appendUint(b, "sport", uint64(ev.Sport))
-	b = appendAddr(b, "daddr", ev.Daddr)
-	b = appendUint(b, "dport", uint64(ev.Dport))
-	b = appendUint(b, "netns", uint64(ev.Netns))
-	b = appendStr(b, "old", t.Old.String())
-	b = appendStr(b, "new", t.Shown().String())
+	b = append(b, seg.text...)
+	b = append(b, jsonOld[t.Old]...)
+	b = append(b, jsonNew[t.Shown()]...)
 	if t.TimeWait {
-		b = appendStr(b, "kernel_new", t.New.String())
+		b = append(b, jsonKernelNew[t.New]...)
 	}
 	if t.InOld >= 0 {
-		b = append(b, `,"old_us":`...)
-		b = appendMicros(b, uint64(t.InOld))
+		b = appendMicros(append(b, `,"old_us":`...), uint64(t.InOld))
 	}
-	b = appendTrue(b, "inferred", t.Inferred)
-	b = appendTrue(b, "active_close", t.ActiveClose)
-	b = appendTrue(b, "reset", t.Reset)
-	b = appendTrue(b, "time_wait", t.TimeWait)
+	b = appendFlag(b, `,"inferred":true`, t.Inferred)
+	b = appendFlag(b, `,"active_close":true`, t.ActiveClose)
+	b = appendFlag(b, `,"reset":true`, t.Reset)
+	b = appendFlag(b, `,"time_wait":true`, t.TimeWait)
 	j.buf = b
 	j.flush()
+}
+
+// jsonIdent is what a transition object says of its connection, the
+// members from "cookie" to "netns": all they read.
+type jsonIdent struct {
+	cookie               uint64
+	pid, netns           uint32
+	comm                 events.Comm
+	source               events.OwnerSource
+	family, sport, dport uint16
+	saddr, daddr         netip.Addr
+}
+
+// same reports whether k and o are equal (as ==, field by field).
+func (k *jsonIdent) same(o *jsonIdent) bool {
+	return k.cookie == o.cookie && k.sport == o.sport && k.dport == o.dport && k.pid == o.pid &&
+		k.netns == o.netns && k.source == o.source && k.family == o.family && k.comm == o.comm &&
+		k.saddr == o.saddr && k.daddr == o.daddr
+}
+
+// appendIdent appends the members from "cookie" to "netns".
+func (j *JSON) appendIdent(b []byte, k *jsonIdent) []byte {
+	b = appendNum(b, `,"cookie":`, k.cookie)
+	b = appendNum(b, `,"pid":`, uint64(k.pid))
+	b = appendComm(b, &k.comm)
+	if k.source != events.OwnerSyscall {
+		b = appendEnum(b, jsonSource, k.source, "owner_source", sourceName)
+	}
+	b = appendFamily(b, k.family)
+	b = appendAddr(b, `,"saddr":"`, k.saddr, &j.hosts)
+	b = appendNum(b, `,"sport":`, uint64(k.sport))
+	b = appendAddr(b, `,"daddr":"`, k.daddr, &j.hosts)
+	b = appendNum(b, `,"dport":`, uint64(k.dport))
+	return appendNum(b, `,"netns":`, uint64(k.netns))
 }
 
 // Finished writes a {"type":"connection"} object with the verdict.
@@ -94,30 +122,32 @@ func (j *JSON) Finished(c *events.Conn) {
 		return
 	}
 	b := append(j.buf[:0], `{"type":"connection","time":`...)
-	b = j.appendTime(b, c.Last)
+	b = j.tc.appendTime(b, c.Last)
 	b = append(b, `,"start":`...)
-	b = j.appendTime(b, c.Start)
-	b = appendUint(b, "cookie", c.Cookie)
-	b = appendUint(b, "pid", uint64(c.Owner.PID))
-	b = appendUint(b, "tid", uint64(c.Owner.TID))
+	b = j.tc.appendTime(b, c.Start)
+	b = appendNum(b, `,"cookie":`, c.Cookie)
+	b = appendNum(b, `,"pid":`, uint64(c.Owner.PID))
+	b = appendNum(b, `,"tid":`, uint64(c.Owner.TID))
 	b = appendComm(b, &c.Owner.Comm)
-	b = appendStr(b, "owner_source", sourceName(c.Owner.Source))
-	b = appendStr(b, "role", roleName(c.Role))
-	b = appendStr(b, "family", familyName(c.Family))
-	b = appendAddr(b, "saddr", c.Saddr)
-	b = appendUint(b, "sport", uint64(c.Sport))
-	b = appendAddr(b, "daddr", c.Daddr)
-	b = appendUint(b, "dport", uint64(c.Dport))
-	b = appendUint(b, "netns", uint64(c.Netns))
-	b = appendUint(b, "cgroup_id", c.CgroupID)
-	b = appendStr(b, "closer", closerName(c.Closer))
-	b = appendStr(b, "end", endName(c.End))
+	b = appendEnum(b, jsonSource, c.Owner.Source, "owner_source", sourceName)
+	b = appendEnum(b, jsonRole, c.Role, "role", roleName)
+	b = appendFamily(b, c.Family)
+	b = appendAddr(b, `,"saddr":"`, c.Saddr, &j.hosts)
+	b = appendNum(b, `,"sport":`, uint64(c.Sport))
+	b = appendAddr(b, `,"daddr":"`, c.Daddr, &j.hosts)
+	b = appendNum(b, `,"dport":`, uint64(c.Dport))
+	b = appendNum(b, `,"netns":`, uint64(c.Netns))
+	b = appendNum(b, `,"cgroup_id":`, c.CgroupID)
+	b = appendEnum(b, jsonCloser, c.Closer, "closer", closerName)
+	b = appendEnum(b, jsonEnd, c.End, "end", endName)
 	if c.End == events.EndReset && c.ResetBy != events.SideNone {
-		b = appendStr(b, "reset_by", sideName(c.ResetBy))
+		b = appendEnum(b, jsonResetBy, c.ResetBy, "reset_by", sideName)
 	}
-	b = append(b, `,"time_wait":`...)
-	b = strconv.AppendBool(b, c.TimeWait)
-	b = append(b, `,"duration_us":`...)
+	if c.TimeWait {
+		b = append(b, `,"time_wait":true,"duration_us":`...)
+	} else {
+		b = append(b, `,"time_wait":false,"duration_us":`...)
+	}
 	if c.Last >= c.Start {
 		b = appendMicros(b, c.Last-c.Start)
 	} else {
@@ -128,17 +158,13 @@ func (j *JSON) Finished(c *events.Conn) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"state":"`...)
-		b = append(b, s.State.String()...)
-		b = append(b, `","us":`...)
-		b = appendMicros(b, s.Dur)
+		b = appendMicros(append(b, jsonSpan[s.State]...), s.Dur)
 		b = append(b, '}')
 	}
 	b = append(b, ']')
-	b = appendTrue(b, "partial", c.Partial)
+	b = appendFlag(b, `,"partial":true`, c.Partial)
 	if c.Inferred > 0 {
-		b = append(b, `,"inferred":`...)
-		b = strconv.AppendInt(b, int64(c.Inferred), 10)
+		b = appendDec(append(b, `,"inferred":`...), uint64(c.Inferred))
 	}
 	if c.Err != 0 {
 		b = appendStr(b, "err", errnoName(c.Err))
@@ -159,11 +185,11 @@ func (j *JSON) Loss(ev *events.Event) {
 	d := delta(ev.Lost.Ring, j.lost.Ring) + delta(ev.Lost.Recursion, j.lost.Recursion)
 	j.lost = ev.Lost
 	b := append(j.buf[:0], `{"type":"lost","time":`...)
-	b = j.appendTime(b, ev.Time)
-	b = appendUint(b, "count", d)
-	b = appendUint(b, "ring", ev.Lost.Ring)
-	b = appendUint(b, "recursion", ev.Lost.Recursion)
-	b = appendUint(b, "total", ev.Lost.Total())
+	b = j.tc.appendTime(b, ev.Time)
+	b = appendNum(b, `,"count":`, d)
+	b = appendNum(b, `,"ring":`, ev.Lost.Ring)
+	b = appendNum(b, `,"recursion":`, ev.Lost.Recursion)
+	b = appendNum(b, `,"total":`, ev.Lost.Total())
 	j.buf = b
 	j.flush()
 }
@@ -187,138 +213,4 @@ func (j *JSON) Summary(s *Summary) error {
 		j.err = fmt.Errorf("write json: %w", err)
 	}
 	return j.err
-}
-
-// appendTime appends the RFC 3339 time (as time.RFC3339Nano formats it) of a
-// kernel timestamp, formatting date, clock and zone once per second.
-func (j *JSON) appendTime(b []byte, mono uint64) []byte {
-	ns := int64(mono) + j.c.Offset
-	if ns < 0 {
-		b = append(b, '"')
-		b = j.c.Wall(mono).AppendFormat(b, time.RFC3339Nano)
-		return append(b, '"')
-	}
-	sec, frac := ns/1e9, ns%1e9
-	if !j.tc.ok || sec != j.tc.sec {
-		t := j.c.Wall(uint64(sec*1e9 - j.c.Offset))
-		j.tc.prefix = t.AppendFormat(append(j.tc.prefix[:0], '"'), "2006-01-02T15:04:05")
-		j.tc.zone = t.AppendFormat(j.tc.zone[:0], "Z07:00")
-		j.tc.sec, j.tc.ok = sec, true
-	}
-	b = append(b, j.tc.prefix...)
-	if frac != 0 {
-		var d [10]byte
-		d[0] = '.'
-		for i := 9; i >= 1; i-- {
-			d[i] = byte('0' + frac%10)
-			frac /= 10
-		}
-		n := 10
-		for d[n-1] == '0' {
-			n--
-		}
-		b = append(b, d[:n]...)
-	}
-	b = append(b, j.tc.zone...)
-	return append(b, '"')
-}
-
-// timeCache holds the formatted second of the latest JSON time.
-type timeCache struct {
-	ok     bool
-	sec    int64
-	prefix []byte // `"2006-01-02T15:04:05`
-	zone   []byte // "Z" or "+01:00"
-}
-
-func appendUint(b []byte, key string, v uint64) []byte {
-	b = append(b, ',', '"')
-	b = append(b, key...)
-	b = append(b, '"', ':')
-	return strconv.AppendUint(b, v, 10)
-}
-
-func appendTrue(b []byte, key string, v bool) []byte {
-	if !v {
-		return b
-	}
-	b = append(b, ',', '"')
-	b = append(b, key...)
-	return append(b, `":true`...)
-}
-
-func appendStr(b []byte, key, v string) []byte {
-	b = append(b, ',', '"')
-	b = append(b, key...)
-	b = append(b, '"', ':')
-	return appendQuoted(b, v)
-}
-
-// appendComm appends a "comm" member without allocating for plain names.
-func appendComm(b []byte, c *events.Comm) []byte {
-	b = append(b, `,"comm":`...)
-	start := len(b)
-	b = append(b, '"')
-	for _, ch := range c {
-		switch {
-		case ch == 0:
-			return append(b, '"')
-		case ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\':
-			return appendQuoted(b[:start], c.String())
-		}
-		b = append(b, ch)
-	}
-	return append(b, '"')
-}
-
-// appendAddr appends an address as a string, "" when there is none.
-func appendAddr(b []byte, key string, a netip.Addr) []byte {
-	b = append(b, ',', '"')
-	b = append(b, key...)
-	b = append(b, `":"`...)
-	if a.IsValid() {
-		b = a.AppendTo(b)
-	}
-	return append(b, '"')
-}
-
-// appendMicros appends ns as microseconds with up to three decimals.
-func appendMicros(b []byte, ns uint64) []byte {
-	b = strconv.AppendUint(b, ns/1000, 10)
-	if f := ns % 1000; f != 0 {
-		b = append(b, '.', byte('0'+f/100), byte('0'+f/10%10), byte('0'+f%10))
-		for b[len(b)-1] == '0' {
-			b = b[:len(b)-1]
-		}
-	}
-	return b
-}
-
-// appendQuoted appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
-func appendQuoted(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20 || c == 0x7f:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+n]...)
-		}
-		i += n
-	}
-	return append(b, '"')
 }

@@ -34,6 +34,14 @@ type layout struct {
 	branch     string // starts a continuation line
 	dash       string // an em dash in prose
 	contIndent int    // where continuation lines start
+
+	// Derived for the per-event path.
+	arrowW, ellW int    // cells of arrow and ell
+	cont         string // starts the first continuation line: indent and branch
+	contRest     string // starts the other continuation lines
+	contW        int    // cells of cont
+	contRestW    int    // cells of contRest
+	fixed        int    // cells of a line's columns before OLD→NEW
 }
 
 // newLayout plans the columns for o.
@@ -68,6 +76,14 @@ func newLayout(o Options) layout {
 		l.conn = connMax
 	}
 	l.contIndent = timeW + 1
+	l.arrowW, l.ellW = cells(l.arrow), cells(l.ell)
+	indent := strings.Repeat(" ", l.contIndent)
+	l.cont, l.contRest = indent+l.branch, indent+strings.Repeat(" ", cells(l.branch))
+	l.contW, l.contRestW = lipgloss.Width(l.cont), lipgloss.Width(l.contRest)
+	l.fixed = timeW + 1 + l.pid + 1 + l.comm + 1 + l.conn + 1 + durW + 1 + 1
+	if l.cookie {
+		l.fixed += cookieW + netnsW + 2
+	}
 	return l
 }
 
@@ -86,62 +102,6 @@ func (l *layout) endpoints(local, lport, remote string) string {
 		return head + truncLeft(remote, room, l.ell)
 	}
 	return truncRight(full, l.conn, l.ell)
-}
-
-// note is one styled remark after a transition.
-type note struct {
-	text  string
-	style *lipgloss.Style
-}
-
-// wrap lays words of notes out in lines of at most width cells, the first
-// starting with first and the rest with indent; each line is painted.
-func wrap(st *styles, notes []note, first, indent string, width int) []string {
-	var lines []string
-	var cur strings.Builder
-	cur.WriteString(first)
-	n := lipgloss.Width(first)
-	start := n
-	for _, nt := range notes {
-		words := strings.Fields(nt.text)
-		if n > start && n+2+cells(nt.text) > width {
-			lines = append(lines, cur.String())
-			cur.Reset()
-			cur.WriteString(indent)
-			n, start = lipgloss.Width(indent), lipgloss.Width(indent)
-		}
-		for i, w := range words {
-			gap := 1
-			if i == 0 {
-				gap = 2
-			}
-			if n == start {
-				gap = 0
-			}
-			ww := cells(w)
-			if n+gap+ww > width && n > start {
-				lines = append(lines, cur.String())
-				cur.Reset()
-				cur.WriteString(indent)
-				n, start, gap = lipgloss.Width(indent), lipgloss.Width(indent), 0
-			}
-			if n+ww > width {
-				w = truncRight(w, width-n, "")
-				ww = cells(w)
-			}
-			cur.WriteString(strings.Repeat(" ", gap))
-			if nt.style != nil {
-				cur.WriteString(st.paint(*nt.style, w))
-			} else {
-				cur.WriteString(w)
-			}
-			n += gap + ww
-		}
-	}
-	if n > start {
-		lines = append(lines, cur.String())
-	}
-	return lines
 }
 
 // itoa formats an unsigned number.

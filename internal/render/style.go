@@ -28,6 +28,14 @@ type styles struct {
 	handshake, established, closing, closed lipgloss.Style
 	timeWait, reset, active, faint, loss    lipgloss.Style
 	bold, header                            lipgloss.Style
+	ink                                     inks // the same, pre-rendered
+}
+
+// inks are the styles pre-rendered for the per-event views.
+type inks struct {
+	handshake, established, closing, closed ink
+	timeWait, reset, active, faint, loss    ink
+	bold                                    ink
 }
 
 // newStyles binds the palette to w, forcing the Ascii profile when colour is off.
@@ -39,7 +47,7 @@ func newStyles(w io.Writer, color bool) *styles {
 		r.SetColorProfile(termenv.Ascii)
 	}
 	fg := func(c lipgloss.Color) lipgloss.Style { return r.NewStyle().Foreground(c) }
-	return &styles{
+	s := &styles{
 		on:          color,
 		handshake:   fg(colorHandshake),
 		established: fg(colorEstablished),
@@ -53,6 +61,14 @@ func newStyles(w io.Writer, color bool) *styles {
 		bold:        r.NewStyle().Bold(true),
 		header:      r.NewStyle().Bold(true),
 	}
+	s.ink = inks{
+		handshake: newInk(s.handshake, color), established: newInk(s.established, color),
+		closing: newInk(s.closing, color), closed: newInk(s.closed, color),
+		timeWait: newInk(s.timeWait, color), reset: newInk(s.reset, color),
+		active: newInk(s.active, color), faint: newInk(s.faint, color),
+		loss: newInk(s.loss, color), bold: newInk(s.bold, color),
+	}
+	return s
 }
 
 // paint renders s in st when colour is on.
@@ -61,6 +77,52 @@ func (s *styles) paint(st lipgloss.Style, text string) string {
 		return text
 	}
 	return st.Render(text)
+}
+
+// inkOf returns the pre-rendered ink of one of s's styles, or renders st
+// afresh when it is another style; nil for nil.
+func (s *styles) inkOf(st *lipgloss.Style) *ink {
+	switch st {
+	case nil:
+		return nil
+	case &s.handshake:
+		return &s.ink.handshake
+	case &s.established:
+		return &s.ink.established
+	case &s.closing:
+		return &s.ink.closing
+	case &s.closed:
+		return &s.ink.closed
+	case &s.timeWait:
+		return &s.ink.timeWait
+	case &s.reset:
+		return &s.ink.reset
+	case &s.active:
+		return &s.ink.active
+	case &s.faint:
+		return &s.ink.faint
+	case &s.loss:
+		return &s.ink.loss
+	case &s.bold:
+		return &s.ink.bold
+	}
+	k := newInk(*st, s.on)
+	return &k
+}
+
+// stateInk returns the ink of a state's family.
+func (s *styles) stateInk(st events.State) *ink {
+	switch st {
+	case events.Listen, events.SynSent, events.SynRecv, events.NewSynRecv:
+		return &s.ink.handshake
+	case events.Established:
+		return &s.ink.established
+	case events.FinWait1, events.FinWait2, events.CloseWait, events.LastAck, events.Closing:
+		return &s.ink.closing
+	case events.TimeWait:
+		return &s.ink.timeWait
+	}
+	return &s.ink.closed
 }
 
 // state returns the style of a state's family.

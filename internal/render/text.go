@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"io"
 	"strings"
 
@@ -17,14 +18,21 @@ type Text struct {
 	st   *styles
 	l    layout
 	lost events.Losses
-	buf  []byte
+	buf  []byte // the lines being written
+	tmp  []byte // scratch for a column
+	rs   [5]remark
+	nb   noteBufs
 	err  error
+
+	hosts hostCache
+	segs  segCache[whoConn]
+	clock clockText
 }
 
 // NewText returns a text view writing to w; it writes the header at once
 // unless o.NoHeader. Wrap w in a bufio.Writer for speed when it is not a TTY.
 func NewText(w io.Writer, o Options) *Text {
-	t := &Text{w: w, o: o, st: newStyles(w, o.Color), l: newLayout(o)}
+	t := &Text{w: w, o: o, st: newStyles(w, o.Color), l: newLayout(o), clock: clockText{c: o.Clock}}
 	if !o.NoHeader {
 		t.header()
 	}
@@ -66,114 +74,125 @@ func (t *Text) header() {
 // Transition writes one line for tr (and a continuation line when its
 // remarks do not fit).
 func (t *Text) Transition(tr *events.Transition) {
-	if tr == nil || tr.Event == nil {
+	if tr == nil || tr.Event == nil || t.err != nil {
 		return
 	}
-	ev, st, l := tr.Event, t.st, &t.l
+	ev, ik, l := tr.Event, &t.st.ink, &t.l
 	c := tr.Conn
 	if c == nil {
 		c = &events.Conn{Cookie: ev.Cookie, Family: ev.Family, Saddr: ev.Saddr, Daddr: ev.Daddr,
 			Sport: ev.Sport, Dport: ev.Dport, Netns: ev.Netns}
 	}
-	var b strings.Builder
-	b.WriteString(st.paint(st.faint, string(t.o.Clock.Wall(ev.Time).AppendFormat(t.buf[:0], "15:04:05.000000"))))
-	b.WriteByte(' ')
+	b := ik.faint.begin(t.buf[:0])
+	b = append(ik.faint.end(t.clock.appendTime(b, ev.Time), 0), ' ')
 
-	pid, comm := "?", sanitize(ev.Comm.String())
-	if ev.PID != 0 {
-		pid = itoa(uint64(ev.PID))
+	wc := newWhoConn(ev, c)
+	seg := t.segs.slot(wc.cookie)
+	if !seg.ok || !seg.key.same(&wc) {
+		seg.key, seg.ok = wc, true
+		seg.text = t.appendWhoConn(seg.text[:0], &wc)
 	}
-	if !c.Owner.Known() {
-		comm = "?" + comm
-	}
-	commW := l.comm - max(0, len(pid)-l.pid)
-	comm = truncRight(comm, commW, l.ell)
-	who := padLeft(pid, len(pid), l.pid) + " " + pad(comm, cells(comm), commW)
-	if c.Owner.Source != events.OwnerSyscall {
-		who = st.paint(st.faint, who)
-	}
-	b.WriteString(who + " ")
-	if l.cookie {
-		ck := itoa(c.Cookie)
-		b.WriteString(padLeft(ck, len(ck), cookieW) + " ")
-		ns := itoa(uint64(c.Netns))
-		b.WriteString(pad(ns, len(ns), netnsW+1))
-	}
-	conn := l.endpoints(endpoint(c.Saddr, c.Sport), portText(c.Sport), endpoint(c.Daddr, c.Dport))
-	b.WriteString(pad(conn, cells(conn), l.conn+1))
-	dur := string(appendDur(t.buf[:0], tr.InOld, t.o.ASCII))
-	b.WriteString(padLeft(dur, cells(dur), durW) + " ")
+	b = append(b, seg.text...)
+	b = t.appendInOld(b, tr.InOld)
 
 	switch {
 	case tr.Reset:
-		b.WriteString(st.paint(st.reset, "!"))
+		b = ik.reset.paint(b, "!")
 	case tr.ActiveClose:
-		b.WriteString(st.paint(st.active, "*"))
+		b = ik.active.paint(b, "*")
 	case tr.Inferred:
-		b.WriteString(st.paint(st.faint, "~"))
+		b = ik.faint.paint(b, "~")
 	default:
-		b.WriteByte(' ')
+		b = append(b, ' ')
 	}
-	shown := tr.Shown()
-	oldName, newName := tr.Old.String(), shown.String()
+	shown, form := tr.Shown(), 0
 	if l.narrow {
-		oldName, newName = shortState(tr.Old), shortState(shown)
+		form = 1
 	}
-	b.WriteString(st.paint(st.state(tr.Old), oldName) + l.arrow + st.paint(st.state(shown), newName))
-	used := timeW + 1 + l.pid + 1 + l.comm + 1 + l.conn + 1 + durW + 1 + 1 + cells(oldName+l.arrow+newName)
-	if l.cookie {
-		used += cookieW + netnsW + 2
-	}
+	old, neu := &stateTexts[tr.Old], &stateTexts[shown]
+	b = t.st.stateInk(tr.Old).paint(b, old.name[form])
+	b = t.st.stateInk(shown).paint(append(b, l.arrow...), neu.name[form])
+	used := l.fixed + old.cells[form] + l.arrowW + neu.cells[form]
 
-	notes := t.notes(tr, c)
-	if len(notes) == 0 {
-		t.write(b.String())
-		return
-	}
+	rs := t.notes(tr, c)
 	inline := 0
-	for _, n := range notes {
-		inline += 2 + cells(n.text)
+	for _, r := range rs {
+		inline += 2 + r.cells
 	}
-	if used+inline <= l.width {
-		lines := wrap(st, notes, "", "", l.width)
-		t.write(b.String() + "  " + lines[0])
-		return
+	switch {
+	case len(rs) == 0:
+		b = append(b, '\n')
+	case used+inline <= l.width:
+		b = append(b, "  "...)
+		from := len(b)
+		b = appendWrap(b, from, 0, "", 0, l.width, rs)
+		if i := bytes.IndexByte(b[from:], '\n'); i >= 0 {
+			b = b[:from+i+1] // the first line: they all fit in it
+		} else {
+			b = append(b, '\n')
+		}
+	default:
+		b = append(b, '\n')
+		from := len(b)
+		b = appendWrap(append(b, l.cont...), from, l.contW, l.contRest, l.contRestW, l.width, rs)
 	}
-	indent := strings.Repeat(" ", l.contIndent)
-	lines := wrap(st, notes, indent+l.branch, indent+strings.Repeat(" ", cells(l.branch)), l.width)
-	t.write(append([]string{b.String()}, lines...)...)
+	t.buf = b
+	_, t.err = t.w.Write(b)
+}
+
+// Remarks shown after a transition, when they apply, measured once.
+var (
+	inferredRemark    = newRemark([]byte("(inferred)"), nil)
+	activeCloseRemark = newRemark([]byte("active close"), nil)
+)
+
+// inked returns r in k.
+func inked(r remark, k *ink) remark {
+	r.ink = k
+	return r
 }
 
 // notes returns the remarks on tr: active close, reset, TIME_WAIT, inference,
 // and on the step into CLOSE the connection's verdict.
-func (t *Text) notes(tr *events.Transition, c *events.Conn) []note {
-	st := t.st
-	var ns []note
+func (t *Text) notes(tr *events.Transition, c *events.Conn) []remark {
+	ik, nb := &t.st.ink, &t.nb
+	rs := t.rs[:0]
 	if tr.Inferred {
-		ns = append(ns, note{"(inferred)", &st.faint})
+		rs = append(rs, inked(inferredRemark, &ik.faint))
 	}
 	if tr.ActiveClose {
-		ns = append(ns, note{"active close", &st.active})
+		rs = append(rs, inked(activeCloseRemark, &ik.active))
 	}
 	if tr.Reset {
-		ns = append(ns, note{"reset by " + sideName(c.ResetBy), &st.reset})
+		nb.reset = append(append(nb.reset[:0], "reset by "...), sideName(c.ResetBy)...)
+		rs = append(rs, newRemark(nb.reset, &ik.reset))
 	}
 	if tr.TimeWait {
-		ns = append(ns, note{"TIME_WAIT holds " + endpoint(c.Saddr, c.Sport) + " for " + TimeWaitHold, &st.timeWait})
+		b := appendEndpoint(append(nb.timeWait[:0], "TIME_WAIT holds "...), c.Saddr, c.Sport, &t.hosts)
+		nb.timeWait = append(b, " for "+TimeWaitHold...)
+		rs = append(rs, newRemark(nb.timeWait, &ik.timeWait))
 	}
 	if tr.New == events.Close {
-		v := "closer=" + closerName(c.Closer) + " end=" + endName(c.End) + " role=" + roleName(c.Role)
+		v := append(append(nb.verdict[:0], "closer="...), closerName(c.Closer)...)
+		v = append(append(v, " end="...), endName(c.End)...)
+		v = append(append(v, " role="...), roleName(c.Role)...)
 		if c.Err != 0 {
-			v += " err=" + errnoName(c.Err)
+			v = append(append(v, " err="...), errnoName(c.Err)...)
 		}
 		if t.o.Label != nil {
 			if l := t.o.Label(c); l != "" {
-				v += " " + l
+				v = append(append(v, ' '), l...)
 			}
 		}
-		ns = append(ns, note{v, &st.bold})
+		nb.verdict = v
+		rs = append(rs, newRemark(v, &ik.bold))
 	}
-	return ns
+	return rs
+}
+
+// noteBufs hold the text of the remarks that are not constant.
+type noteBufs struct {
+	reset, timeWait, verdict []byte
 }
 
 // Finished writes nothing: the verdict is shown on the step into CLOSE.
@@ -186,16 +205,24 @@ func (t *Text) Loss(ev *events.Event) {
 	}
 	ring, rec := delta(ev.Lost.Ring, t.lost.Ring), delta(ev.Lost.Recursion, t.lost.Recursion)
 	t.lost = ev.Lost
-	if ring+rec == 0 {
+	if ring+rec == 0 || t.err != nil {
 		return
 	}
 	msg := "lost " + itoa(ring+rec) + " events in the kernel (ring buffer full: " + itoa(ring) +
 		", recursion guard: " + itoa(rec) + "; " + itoa(ev.Lost.Total()) + " since start) " + t.l.dash +
 		" connections around this time may show inferred steps"
-	when := string(t.o.Clock.Wall(ev.Time).AppendFormat(t.buf[:0], "15:04:05.000000"))
-	first := t.st.paint(t.st.loss, "!!") + " " + t.st.paint(t.st.faint, when)
-	lines := wrap(t.st, []note{{msg, &t.st.loss}}, first+" ", "   ", t.l.width)
-	t.write(lines...)
+	ik := &t.st.ink
+	b := append(ik.loss.paint(t.buf[:0], "!!"), ' ')
+	from := len(b)
+	b = ik.faint.begin(b)
+	at := len(b)
+	b = t.clock.appendTime(b, ev.Time)
+	when := len(b) - at
+	b = append(ik.faint.end(b, from), ' ')
+	rs := [1]remark{newRemark([]byte(msg), &ik.loss)}
+	b = appendWrap(b, 0, 2+1+when+1, "   ", 3, t.l.width, rs[:])
+	t.buf = b
+	_, t.err = t.w.Write(b)
 }
 
 // delta returns how much a cumulative counter grew (all of it after a reset).

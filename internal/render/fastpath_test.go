@@ -1,0 +1,106 @@
+package render
+
+import (
+	"math"
+	"math/rand"
+	"net/netip"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/tcptrace/tcptrace/internal/events"
+)
+
+func TestAppendDec(t *testing.T) {
+	vs := []uint64{0, 1, 9, 10, 99, 100, 999, 1000, 65535, 4194304, math.MaxUint32, 1e19 - 1, 1e19, math.MaxUint64}
+	rng := rand.New(rand.NewSource(1))
+	for range 1000 {
+		vs = append(vs, rng.Uint64()>>uint(rng.Intn(64)))
+	}
+	for _, v := range vs {
+		if got, want := string(appendDec([]byte("x"), v)), "x"+strconv.FormatUint(v, 10); got != want {
+			t.Errorf("appendDec(%d) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// TestClockText: the cached clock agrees with Clock.Wall across seconds,
+// zones and negative wall times.
+func TestClockText(t *testing.T) {
+	stj, err := time.LoadLocation("America/St_Johns")
+	if err != nil {
+		t.Skip(err)
+	}
+	rng := rand.New(rand.NewSource(2))
+	for _, c := range []Clock{testClock, {Offset: testClock.Offset, Loc: stj}, {Offset: -5e12}, {Offset: math.MinInt64 / 2}} {
+		k := clockText{c: c}
+		mono := uint64(rng.Int63())
+		for range 2000 {
+			mono += uint64(rng.Int63n(3e9)) >> uint(rng.Intn(30))
+			if rng.Intn(50) == 0 {
+				mono = rng.Uint64()
+			}
+			got := string(k.appendTime(nil, mono))
+			if want := c.Wall(mono).Format("15:04:05.000000"); got != want {
+				t.Fatalf("mono %d: got %q, want %q", mono, got, want)
+			}
+		}
+	}
+}
+
+// TestInk: pre-rendered styles paint as lipgloss does.
+func TestInk(t *testing.T) {
+	for _, color := range []bool{false, true} {
+		st := newStyles(nil, color)
+		for s := range 14 {
+			k, want := st.stateInk(events.State(s)), st.paint(st.state(events.State(s)), "CLOSE_WAIT")
+			if got := string(k.paint(nil, "CLOSE_WAIT")); got != want {
+				t.Errorf("color %v state %d: %q, want %q", color, s, got, want)
+			}
+		}
+		for _, p := range []*lipgloss.Style{&st.faint, &st.bold, &st.loss, &st.header} {
+			for _, text := range []string{"", "a", "x y", "27.3µs"} {
+				if got, want := string(st.inkOf(p).paint(nil, text)), st.paint(*p, text); got != want {
+					t.Errorf("color %v: %q, want %q", color, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestSegmentKeys: same compares every field of the keys of the segment
+// caches, so a cached rendering is reused only for equal inputs.
+func TestSegmentKeys(t *testing.T) {
+	checkSame(t, func(a, b *whoConn) bool { return a.same(b) })
+	checkSame(t, func(a, b *jsonIdent) bool { return a.same(b) })
+}
+
+func checkSame[K any](t *testing.T, same func(a, b *K) bool) {
+	t.Helper()
+	var a K
+	if !same(&a, &a) {
+		t.Fatalf("%T: not the same as itself", a)
+	}
+	for i := range reflect.TypeFor[K]().NumField() {
+		b := a
+		f := reflect.ValueOf(&b).Elem().Field(i)
+		f = reflect.NewAt(f.Type(), f.Addr().UnsafePointer()).Elem()
+		switch f.Kind() {
+		case reflect.Array:
+			f.Index(0).SetUint(1)
+		case reflect.Struct: // netip.Addr
+			f.Set(reflect.ValueOf(netip.MustParseAddr("10.0.0.1")))
+		default:
+			f.SetUint(1)
+		}
+		name := reflect.TypeFor[K]().Field(i).Name
+		if any(a) == any(b) {
+			t.Fatalf("%T: could not change field %s", a, name)
+		}
+		if same(&a, &b) {
+			t.Errorf("%T: a change of field %s goes unseen", a, name)
+		}
+	}
+}
