@@ -2,4 +2,4 @@
 // the generated loader lives in internal/probe.
 package tcptrace
 
-//go:generate go tool bpf2go -go-package probe -output-dir internal/probe -target bpfel -type event -cflags "-O2 -g -Wall -Werror -mcpu=v3" tcptrace bpf/tcptrace.c -- -I./bpf
+//go:generate go tool bpf2go -go-package probe -output-dir internal/probe -target bpfel -type event -type record -cflags "-O2 -g -Wall -Werror -mcpu=v3" tcptrace bpf/tcptrace.c -- -I./bpf

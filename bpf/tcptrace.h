@@ -71,6 +71,9 @@ enum event_flag {
 	EVENT_OWNER_LISTENER = 4,
 	/* The peer's FIN was received (SOCK_DONE). */
 	EVENT_FIN_RCVD = 8,
+	/* The record carries the owner's comm (struct record.comm). 16 is
+	 * userspace's (owner resolved there). */
+	EVENT_COMM = 32,
 };
 
 /* Counter slots in the per-CPU counters map. */
@@ -82,29 +85,43 @@ enum counter {
 	COUNTER_MAX = 4,
 };
 
-/* One TCP state transition, as written to the ring buffer. */
+/* One TCP state transition: the fixed 64-byte head of every record.
+ *
+ * Records are as short as the transition allows, because writing them is
+ * most of the program's cost (each new cache line of the ring is a miss):
+ * an IPv4 transition in softirq is this head alone (64 bytes), one made by
+ * a syscall adds the owner's comm (80), and an IPv6 one carries the comm
+ * slot and both full addresses (112). See struct record. */
 struct event {
 	__u64 ts_ns;      /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
 	__u64 cookie;     /* socket cookie: the connection's identity */
 	__u64 cgroup_id;  /* cgroup of the socket (its creator's cgroup) */
-	__u64 ino;        /* socket inode, 0 when the socket has no file */
-	__u8 saddr[16];   /* local address: 4 bytes for AF_INET */
-	__u8 daddr[16];   /* remote address */
+	__u64 ino;        /* socket inode, 0 when the socket has no file or
+	                   * with EVENT_TASK_OWNS (the owner is known) */
 	__u32 netns;      /* network namespace inode */
-	__u32 pid;        /* owner tgid, 0 when unknown */
-	__u32 tid;        /* owner thread id */
-	__u32 task_pid;   /* current tgid (the interrupted task in softirq) */
-	__u32 task_tid;   /* current thread id */
+	__u32 pid;        /* owner tgid with EVENT_TASK_OWNS or EVENT_OWNER_KNOWN;
+	                   * otherwise the current (interrupted) task's */
+	__u32 tid;        /* thread id, likewise */
+	__u8 saddr[4];    /* local IPv4 address (AF_INET) */
+	__u8 daddr[4];    /* remote IPv4 address */
 	__u16 sport;      /* local port, host byte order */
 	__u16 dport;      /* remote port, host byte order */
-	__u16 family;     /* AF_INET or AF_INET6 (v4-mapped reported as AF_INET) */
 	__u16 err;        /* sk_err at the transition (ECONNREFUSED, ECONNRESET...) */
+	__u8 family;      /* AF_INET or AF_INET6 (v4-mapped reported as AF_INET) */
 	__u8 oldstate;
 	__u8 newstate;
 	__u8 flags;       /* enum event_flag */
-	__u8 _pad;
-	char comm[16];      /* owner comm */
-	char task_comm[16]; /* current comm */
+	__u8 _pad[2];
+};
+
+/* A whole record: the head, then the comm (with EVENT_COMM, and always
+ * for AF_INET6), then the IPv6 addresses (AF_INET6 only). Only the first
+ * record_size() bytes are written to the ring. */
+struct record {
+	struct event e;
+	char comm[16];    /* owner comm */
+	__u8 saddr6[16];  /* local IPv6 address */
+	__u8 daddr6[16];  /* remote IPv6 address */
 };
 
 /* The owning task of a socket. */
@@ -162,6 +179,10 @@ typedef struct {
 	struct net *net;
 } possible_net_t;
 
+typedef struct {
+	__s64 counter;
+} atomic64_t;
+
 struct sock_common {
 	struct {
 		__be32 skc_daddr;
@@ -176,6 +197,7 @@ struct sock_common {
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 	unsigned long skc_flags;
+	atomic64_t skc_cookie;
 };
 
 typedef struct {
@@ -213,6 +235,12 @@ struct sock {
 	struct socket *sk_socket;
 	__u16 sk_protocol;
 	struct sock_cgroup_data sk_cgrp_data;
+};
+
+struct task_struct {
+	int pid;
+	int tgid;
+	char comm[16];
 };
 
 struct inet_sock {

@@ -52,7 +52,7 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.container, "container", "", "only connections of this container (ID prefix, pod name, namespace/pod, or host)")
 	fs.StringSliceVar(&f.states, "state", nil, "only transitions leaving or entering these states (e.g. TIME_WAIT,CLOSE_WAIT)")
 	fs.DurationVar(&f.duration, "duration", 0, "stop after this long (default: until Ctrl-C or SIGTERM)")
-	fs.StringVar(&f.ringSize, "ring-size", "8MiB", "kernel ring buffer size (power of two, e.g. 4MiB, 16MiB)")
+	fs.StringVar(&f.ringSize, "ring-size", "4MiB", "kernel ring buffer size (power of two, e.g. 4MiB, 16MiB)")
 	fs.DurationVar(&f.poll, "poll", probe.DefaultPollInterval, "reader poll period: the bound on display latency")
 	fs.StringVar(&f.color, "color", "auto", "colour: auto (on a terminal without NO_COLOR), always, never")
 	fs.BoolVar(&f.ascii, "ascii", false, "ASCII arrows and marks only")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -21,6 +22,20 @@ import (
 
 // captureFlushEvery bounds how much of a recording waits in memory.
 const captureFlushEvery = 200 * time.Millisecond
+
+// liveMemoryLimit is the Go runtime's soft memory limit for live tracing
+// unless GOMEMLIMIT is set: near it the GC works harder instead of letting
+// the heap double over the tracker's and the TIME_WAIT ledger's live data.
+const liveMemoryLimit = 24 << 20
+
+// oneCPU runs Go code on one CPU at a time unless GOMAXPROCS is set: the
+// pipeline is one goroutine, and a garbage collector spreading over every
+// CPU would take them from the very workload being traced.
+func oneCPU() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+}
 
 // runLive traces the running kernel until a signal, --duration or a closed
 // output, then prints the summary.
@@ -39,6 +54,10 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	if _, err := useColor(f.color, os.Stdout); err != nil {
 		return err
 	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(liveMemoryLimit)
+	}
+	oneCPU()
 
 	p, err := probe.Open(probe.Options{RingSize: ring, PollInterval: f.poll, Filter: kf, SkipSelfTest: !f.selfTest, DropEvery: f.dropEvery})
 	if err != nil {

@@ -135,6 +135,7 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(serveMemoryLimit)
 	}
+	oneCPU()
 	kf, uf, err := f.filter()
 	if err != nil {
 		return err

@@ -48,7 +48,7 @@ func benchRecords(conns, inflight int) [][]byte {
 		}
 		return c
 	}
-	clientComm, serverComm, swapper := comm("curl"), comm("nginx"), comm("swapper/1")
+	clientComm, serverComm := comm("curl"), comm("nginx")
 	out := make([][]byte, 0, conns*len(seq))
 	ts := uint64(1_000_000_000)
 	for base := 0; base < conns; base += inflight {
@@ -57,16 +57,16 @@ func benchRecords(conns, inflight int) [][]byte {
 			for i := range n {
 				id := uint64(base + i)
 				st := seq[s]
-				r := tcptraceEvent{
+				var rec tcptraceRecord
+				r := &rec.E
+				*r = tcptraceEvent{
 					TsNs:     ts,
 					CgroupId: 4242,
 					Netns:    4026531840,
 					Family:   afInet,
 					Oldstate: st.old,
 					Newstate: st.new,
-					Flags:    st.flags,
-					TaskPid:  0,
-					TaskComm: swapper,
+					Flags:    st.flags | flagComm,
 				}
 				ts += 1500
 				r.Saddr[0], r.Saddr[3] = 127, 1
@@ -76,7 +76,7 @@ func benchRecords(conns, inflight int) [][]byte {
 					r.Cookie = 2*id + 1_000_001
 					r.Ino = 900_000 + 2*id + 1
 					r.Sport, r.Dport = 8080, cport
-					r.Pid, r.Tid, r.Comm = 2000, 2000, serverComm
+					r.Pid, r.Tid, rec.Comm = 2000, 2000, serverComm
 				} else {
 					r.Cookie = 2*id + 1_000_000
 					r.Ino = 900_000 + 2*id
@@ -84,13 +84,10 @@ func benchRecords(conns, inflight int) [][]byte {
 					if st.old == 7 { // port not bound yet at connect
 						r.Sport = 0
 					}
-					r.Pid, r.Tid, r.Comm = 1000, 1001, clientComm
+					r.Pid, r.Tid, rec.Comm = 1000, 1001, clientComm
 				}
-				if st.flags&owns != 0 {
-					r.TaskPid, r.TaskTid, r.TaskComm = r.Pid, r.Tid, r.Comm
-				}
-				raw := make([]byte, EventSize)
-				copy(raw, unsafe.Slice((*byte)(unsafe.Pointer(&r)), EventSize))
+				raw := make([]byte, commSize)
+				copy(raw, unsafe.Slice((*byte)(unsafe.Pointer(&rec)), commSize))
 				out = append(out, raw)
 			}
 		}

@@ -22,7 +22,7 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultRingSize     = 8 << 20
+	DefaultRingSize     = 4 << 20 // ~55k records: their mapping counts twice in RSS
 	DefaultPollInterval = 50 * time.Millisecond
 )
 
@@ -123,7 +123,7 @@ func Open(opts Options) (*Probe, error) {
 func configFor(opts Options, ncpu int) (tcptraceConfig, error) {
 	f := opts.Filter
 	cfg := tcptraceConfig{
-		WakeupBytes: uint64(max(opts.WakeupBytes/max(ncpu, 1), 4096)),
+		WakeupBytes: floorPow2(uint64(max(opts.WakeupBytes/max(ncpu, 1), 4096))),
 		SelfPid:     uint32(os.Getpid()),
 		Pid:         f.PID,
 		Port:        f.Port,
@@ -152,6 +152,16 @@ func configFor(opts Options, ncpu int) (tcptraceConfig, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// floorPow2 returns the largest power of two ≤ n (n > 0): the kernel tests
+// crossings of wakeup_bytes with a mask.
+func floorPow2(n uint64) uint64 {
+	p := uint64(1)
+	for p <= n/2 {
+		p *= 2
+	}
+	return p
 }
 
 func loadError(err error) error {
@@ -313,9 +323,13 @@ func monotonicNow() uint64 {
 func MonotonicNow() uint64 { return monotonicNow() }
 
 // SeedListener tells the kernel the owner of a listening port that predates
-// tracing, so its accepted children are attributed from their first event.
+// tracing, so its accepted children pass the in-kernel --pid/--comm filters
+// from their first event (without those filters userspace attributes them).
 // family is the listening socket's own (AF_INET or AF_INET6).
 func (p *Probe) SeedListener(netns uint32, port, family uint16, o events.Owner) error {
+	if p.opts.Filter.PID == 0 && p.opts.Filter.Comm == "" {
+		return nil // the kernel keeps listeners only for its owner filters
+	}
 	key := tcptraceListenKey{Netns: netns, Port: port, Family: family}
 	val := tcptraceOwner{Pid: o.PID, Tid: o.TID}
 	for i, b := range o.Comm {

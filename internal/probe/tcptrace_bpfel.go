@@ -33,23 +33,19 @@ type tcptraceEvent struct {
 	Cookie   uint64
 	CgroupId uint64
 	Ino      uint64
-	Saddr    [16]uint8
-	Daddr    [16]uint8
 	Netns    uint32
 	Pid      uint32
 	Tid      uint32
-	TaskPid  uint32
-	TaskTid  uint32
+	Saddr    [4]uint8
+	Daddr    [4]uint8
 	Sport    uint16
 	Dport    uint16
-	Family   uint16
 	Err      uint16
+	Family   uint8
 	Oldstate uint8
 	Newstate uint8
 	Flags    uint8
-	Pad      uint8
-	Comm     [16]int8
-	TaskComm [16]int8
+	Pad      [2]uint8
 }
 
 type tcptraceListenKey struct {
@@ -69,6 +65,14 @@ type tcptraceOwner struct {
 	Pad    [7]uint8
 }
 
+type tcptraceRecord struct {
+	_      structs.HostLayout
+	E      tcptraceEvent
+	Comm   [16]int8
+	Saddr6 [16]uint8
+	Daddr6 [16]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -78,10 +82,10 @@ const (
 	tcptraceMapEvents            = "events"
 	tcptraceMapListeners         = "listeners"
 	tcptraceMapOwners            = "owners"
-	tcptraceMapScratch           = "scratch"
 	tcptraceProgInetSockSetState = "inet_sock_set_state"
+	tcptraceVarBirthsHeld        = "births_held"
 	tcptraceVarCfg               = "cfg"
-	tcptraceVarUnusedEvent       = "unused_event"
+	tcptraceVarUnusedRecord      = "unused_record"
 )
 
 // loadTcptrace returns the embedded CollectionSpec for tcptrace.
@@ -138,15 +142,15 @@ type tcptraceMapSpecs struct {
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	Listeners *ebpf.MapSpec `ebpf:"listeners"`
 	Owners    *ebpf.MapSpec `ebpf:"owners"`
-	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 }
 
 // tcptraceVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcptraceVariableSpecs struct {
-	Cfg         *ebpf.VariableSpec `ebpf:"cfg"`
-	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	BirthsHeld   *ebpf.VariableSpec `ebpf:"births_held"`
+	Cfg          *ebpf.VariableSpec `ebpf:"cfg"`
+	UnusedRecord *ebpf.VariableSpec `ebpf:"unused_record"`
 }
 
 // tcptraceObjects contains all objects after they have been loaded into the kernel.
@@ -174,7 +178,6 @@ type tcptraceMaps struct {
 	Events    *ebpf.Map `ebpf:"events"`
 	Listeners *ebpf.Map `ebpf:"listeners"`
 	Owners    *ebpf.Map `ebpf:"owners"`
-	Scratch   *ebpf.Map `ebpf:"scratch"`
 }
 
 func (m *tcptraceMaps) Close() error {
@@ -184,7 +187,6 @@ func (m *tcptraceMaps) Close() error {
 		m.Events,
 		m.Listeners,
 		m.Owners,
-		m.Scratch,
 	)
 }
 
@@ -192,8 +194,9 @@ func (m *tcptraceMaps) Close() error {
 //
 // It can be passed to loadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcptraceVariables struct {
-	Cfg         *ebpf.Variable `ebpf:"cfg"`
-	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	BirthsHeld   *ebpf.Variable `ebpf:"births_held"`
+	Cfg          *ebpf.Variable `ebpf:"cfg"`
+	UnusedRecord *ebpf.Variable `ebpf:"unused_record"`
 }
 
 // tcptracePrograms contains all programs after they have been loaded into the kernel.
