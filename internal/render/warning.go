@@ -21,6 +21,7 @@ type Warnings struct {
 	json bool
 	st   *styles
 	err  error
+	buf  []byte // the line being built (warning_tw.go)
 }
 
 // NewWarnings returns the stream's diagnosis view: JSON lines when asJSON.
@@ -141,11 +142,23 @@ type TimeWaitEndJSON struct {
 	HeldUs float64 `json:"held_us"`
 }
 
-// TimeWaitEnd shows a traced TIME_WAIT socket the kernel dropped.
+// TimeWaitEnd shows a traced TIME_WAIT socket the kernel dropped: one line
+// per active close, so plain names take an allocation-free path
+// (warning_tw.go) that writes the same bytes as this one.
 func (v *Warnings) TimeWaitEnd(e *diagnosis.TimeWaitEnd) {
 	if e == nil {
 		return
 	}
+	if v.err == nil && fastTimeWaitEnd(e) {
+		v.buf = v.appendTimeWaitEnd(v.buf[:0], e)
+		_, v.err = v.w.Write(v.buf)
+		return
+	}
+	v.timeWaitEndSlow(e)
+}
+
+// timeWaitEndSlow writes TimeWaitEnd's line for any owner name.
+func (v *Warnings) timeWaitEndSlow(e *diagnosis.TimeWaitEnd) {
 	if v.json {
 		v.writeJSON(TimeWaitEndJSON{Type: "time_wait_end", Time: v.o.Clock.Wall(e.Time).Format(time.RFC3339Nano),
 			Cookie: e.Cookie, PID: e.Owner.PID, Comm: sanitize(e.Owner.Comm.String()), Netns: e.Dest.Netns,

@@ -36,7 +36,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
@@ -87,9 +86,14 @@ func main() {
 	vs := []variant{
 		{"untraced", func(port int) (result, error) { return churnOnly(port) }},
 		{"empty tp_btf program", runEmpty},
+	}
+	for _, f := range floors {
+		vs = append(vs, variant{f.name, runFloor(f.f)})
+	}
+	vs = append(vs, []variant{
 		{"tcptrace", func(port int) (result, error) { return runTcptrace(port) }},
 		{"tcptrace --json", func(port int) (result, error) { return runTcptrace(port, "--json") }},
-	}
+	}...)
 	if *bpftraceBin != "" {
 		if _, err := exec.LookPath(*bpftraceBin); err == nil {
 			vs = append(vs, variant{"bpftrace one-liner", runBpftrace})
@@ -201,19 +205,11 @@ func progStats(p *ebpf.Program) (runs uint64, ns time.Duration) {
 
 // runEmpty attaches a program that returns 0 to the same hook.
 func runEmpty(port int) (result, error) {
-	spec := &ebpf.ProgramSpec{
-		Name:         "empty_set_state",
-		Type:         ebpf.Tracing,
-		AttachType:   ebpf.AttachTraceRawTp,
-		AttachTo:     "inet_sock_set_state",
-		License:      "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	}
-	prog, err := ebpf.NewProgram(spec)
-	if err != nil {
-		return result{}, fmt.Errorf("loading the empty program: %w", err)
-	}
-	defer prog.Close()
+	return runFloor(floor{})(port)
+}
+
+// runProgram attaches prog to the hook and churns.
+func runProgram(prog *ebpf.Program, port int) (result, error) {
 	l, err := link.AttachTracing(link.TracingOptions{Program: prog})
 	if err != nil {
 		return result{}, err
