@@ -17,7 +17,7 @@ func TestTimeWaitEndFastPath(t *testing.T) {
 	copy(comm[:], "app worker-1")
 	ends := []diagnosis.TimeWaitEnd{
 		{Time: 842_000_000_123, Cookie: 77, Owner: diagnosis.ProcKey{PID: 4242, Comm: comm},
-			Dest: diagnosis.Dest{Netns: 4026531840, Saddr: netip.MustParseAddr("10.0.0.1"), Daddr: netip.MustParseAddr("10.0.0.2"), Dport: 6379},
+			Dest:  diagnosis.Dest{Netns: 4026531840, Saddr: netip.MustParseAddr("10.0.0.1"), Daddr: netip.MustParseAddr("10.0.0.2"), Dport: 6379},
 			Sport: 40001, Held: 60 * time.Second},
 		{Time: 1, Cookie: 1 << 60, Dest: diagnosis.Dest{Saddr: netip.MustParseAddr("fe80::1%eth0"), Daddr: netip.MustParseAddr("::1"), Lport: 8080},
 			Held: 1234567 * time.Nanosecond},
