@@ -61,6 +61,9 @@ type Probe struct {
 	flushed  atomic.Bool
 	eof      bool       // the ring is drained after Stop
 	statsMu  sync.Mutex // Losses may be called while Next runs
+	// recursion is the program's recursion misses read at recursionAt.
+	recursion   uint64
+	recursionAt time.Time
 }
 
 // Open checks the system, loads and attaches the program, and runs the
@@ -190,7 +193,7 @@ func (p *Probe) Next(ev *events.Event) error {
 	for {
 		if p.reads&4095 == 4095 {
 			p.reads++
-			if p.lossChanged(ev) {
+			if p.lossChanged(ev, false) {
 				return nil
 			}
 		}
@@ -207,13 +210,13 @@ func (p *Probe) Next(ev *events.Event) error {
 			if p.opts.OnIdle != nil {
 				p.opts.OnIdle()
 			}
-			if p.lossChanged(ev) {
+			if p.lossChanged(ev, false) {
 				return nil
 			}
 			continue
 		case errors.Is(err, ringbuf.ErrFlushed), errors.Is(err, ringbuf.ErrClosed):
 			p.eof = true
-			if p.lossChanged(ev) {
+			if p.lossChanged(ev, true) {
 				return nil
 			}
 			return io.EOF
@@ -224,7 +227,10 @@ func (p *Probe) Next(ev *events.Event) error {
 		if err := Decode(p.rec.RawSample, ev); err != nil {
 			return err
 		}
-		if p.self[ev.Cookie] {
+		if len(p.self) > 0 && p.self[ev.Cookie] {
+			if ev.New == events.Close {
+				delete(p.self, ev.Cookie) // the self-test's socket is gone
+			}
 			continue
 		}
 		return nil
@@ -253,9 +259,10 @@ func (p *Probe) Stop() error {
 }
 
 // lossChanged reads the loss counters and, when they moved, fills ev with a
-// loss notice.
-func (p *Probe) lossChanged(ev *events.Event) bool {
-	l, err := p.Losses()
+// loss notice. Unless fresh, the recursion count may be up to
+// recursionEvery old.
+func (p *Probe) lossChanged(ev *events.Event, fresh bool) bool {
+	l, err := p.losses(fresh)
 	if err != nil || l == p.lost {
 		return false
 	}
@@ -266,7 +273,14 @@ func (p *Probe) lossChanged(ev *events.Event) bool {
 
 // Losses returns the kernel's cumulative loss counters: ring-buffer reserve
 // failures (per-CPU, summed) and the program's recursion misses.
-func (p *Probe) Losses() (events.Losses, error) {
+func (p *Probe) Losses() (events.Losses, error) { return p.losses(true) }
+
+// recursionEvery bounds how often the stream re-reads the program's
+// recursion misses: reading program info costs about 200 µs here, the ring
+// counters a few.
+const recursionEvery = 250 * time.Millisecond
+
+func (p *Probe) losses(fresh bool) (events.Losses, error) {
 	p.statsMu.Lock()
 	defer p.statsMu.Unlock()
 	var l events.Losses
@@ -276,11 +290,14 @@ func (p *Probe) Losses() (events.Losses, error) {
 	for _, v := range p.percpu {
 		l.Ring += v
 	}
-	st, err := p.objs.InetSockSetState.Stats()
-	if err != nil {
-		return l, fmt.Errorf("reading program stats: %w", err)
+	if fresh || time.Since(p.recursionAt) >= recursionEvery {
+		st, err := p.objs.InetSockSetState.Stats()
+		if err != nil {
+			return l, fmt.Errorf("reading program stats: %w", err)
+		}
+		p.recursion, p.recursionAt = st.RecursionMisses, time.Now()
 	}
-	l.Recursion = st.RecursionMisses
+	l.Recursion = p.recursion
 	return l, nil
 }
 

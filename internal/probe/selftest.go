@@ -69,6 +69,9 @@ func (p *Probe) selfTest() error {
 			p.pending = append(p.pending, ev)
 			continue
 		}
+		if ev.New == events.Close {
+			delete(p.self, ev.Cookie) // nothing more comes from it
+		}
 		if ev.Cookie == client && ev.New == events.Close {
 			return nil
 		}
