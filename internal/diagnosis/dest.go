@@ -135,9 +135,10 @@ func (d *destState) rate(r *series, now uint64) float64 {
 
 // ledgerView is one destination's share of the latest kernel table.
 type ledgerView struct {
-	at       uint64          // ns of the snapshot, 0 if none
-	expiries []time.Duration // remaining timers of its TIME_WAIT sockets
-	inUse    int             // other sockets holding range ports toward it
-	netnsTW  int             // TIME_WAIT in its namespace
-	traced   uint32          // handovers traced since the snapshot
+	at       uint64   // ns of the snapshot, 0 if none
+	gen      uint32   // Engine.gen of the snapshot
+	expiries []uint32 // ms left on its TIME_WAIT sockets' timers (client side only)
+	inUse    int      // other sockets holding range ports toward it
+	netnsTW  int      // TIME_WAIT in its namespace
+	traced   uint32   // handovers traced since the snapshot
 }

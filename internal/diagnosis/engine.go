@@ -17,7 +17,8 @@ const (
 	evalEvery        = 250 * time.Millisecond
 )
 
-// Reporter receives what the engine finds, as it finds it.
+// Reporter receives what the engine finds, as it finds it. What it is
+// given is valid only during the call.
 type Reporter interface {
 	Warning(w *Warning)
 	Failed(f *FailedNotice)
@@ -88,6 +89,10 @@ type Engine struct {
 	warns   []Warning
 	expBuf  []time.Duration // reused by inputs
 	sortBuf []time.Duration // reused by Predict
+	gen     uint32          // snapshots joined
+	peers   []peerJoin      // reused by Ledger
+	owned   map[uint64]int  // reused by Ledger: peer<<32|owner → traced TIME_WAIT past a peer's first owner
+	twEnd   TimeWaitEnd     // reused by ended
 }
 
 // New returns an engine.
@@ -102,7 +107,8 @@ func New(o Options) *Engine {
 		o.ShortLife = DefaultShortLife
 	}
 	return &Engine{o: o, dests: map[Dest]*destState{}, netns: map[uint32]*nsView{},
-		cookies: newCookieTable(), failed: failedTable{m: map[failKey]*failCount{}}, stats: newStats()}
+		cookies: newCookieTable(), failed: failedTable{m: map[failKey]*failCount{}}, stats: newStats(),
+		owned: map[uint64]int{}}
 }
 
 // Transition counts a step (time in state is taken from finished connections).
@@ -256,8 +262,8 @@ func (e *Engine) Warnings() []Warning { return e.warns }
 // sysctls returns a namespace's settings: the live ones read with its
 // latest snapshot, else Options.Sysctls', else the kernel defaults.
 func (e *Engine) sysctls(netns uint32) Sysctls {
-	if v := e.netns[netns]; v != nil && v.sysctls != nil {
-		return *v.sysctls
+	if v := e.netns[netns]; v != nil && v.live {
+		return v.sysctls
 	}
 	if e.o.Sysctls != nil {
 		if s := e.o.Sysctls(netns); s != nil {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // TimeWaitLen is how long Linux keeps a TIME_WAIT socket (TCP_TIMEWAIT_LEN).
@@ -37,14 +38,17 @@ var DefaultSysctls = Sysctls{PortLo: 32768, PortHi: 60999, TwReuse: 2, Timestamp
 // captures record them; missing or unreadable values keep the defaults.
 func ParseSysctls(m map[string]string) Sysctls {
 	s := DefaultSysctls
-	if f := strings.Fields(m["ip_local_port_range"]); len(f) == 2 {
-		lo, err1 := strconv.Atoi(f[0])
-		hi, err2 := strconv.Atoi(f[1])
+	if a, b, ok := twoFields(m["ip_local_port_range"]); ok {
+		lo, err1 := strconv.Atoi(a)
+		hi, err2 := strconv.Atoi(b)
 		if err1 == nil && err2 == nil && lo > 0 && hi >= lo && hi < 65536 {
 			s.PortLo, s.PortHi, s.Known = lo, hi, true
 		}
 	}
 	num := func(name string, dst *int) {
+		if m[name] == "" {
+			return // no error to allocate: ParseSysctls runs at every snapshot
+		}
 		if v, err := strconv.Atoi(strings.TrimSpace(m[name])); err == nil && v >= 0 {
 			*dst = v
 		}
@@ -61,6 +65,18 @@ func ParseSysctls(m map[string]string) Sysctls {
 		}
 	}
 	return s
+}
+
+// twoFields splits s into its two space-separated fields, without the
+// allocation of strings.Fields (ParseSysctls runs at every snapshot).
+func twoFields(s string) (a, b string, ok bool) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, unicode.IsSpace)
+	if i < 0 {
+		return "", "", false
+	}
+	a, b = s[:i], strings.TrimSpace(s[i:])
+	return a, b, strings.IndexFunc(b, unicode.IsSpace) < 0
 }
 
 // Ports returns the size of the ephemeral range.

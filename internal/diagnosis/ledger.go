@@ -8,196 +8,205 @@ import (
 
 // Bounds of the join between the stream and the kernel's table.
 const (
-	maxCookies  = 1 << 17 // traced TIME_WAIT handovers remembered for the join
-	maxByOwner  = 4096    // (destination, owner) rows kept per namespace
+	maxByOwner  = 4096 // (destination, owner) rows kept per namespace
 	staleLedger = 5 * time.Second
 )
 
 // nsView is what the latest snapshot said of one namespace.
 type nsView struct {
-	sysctls   *Sysctls
+	sysctls   Sysctls
+	live      bool   // sysctls were read with a snapshot
 	at        uint64 // ns of the latest snapshot
 	total     int    // TIME_WAIT (and orphaned FIN_WAIT2) sockets
 	unknown   int    // of them, not traced (predate tracing): owner unknown
 	truncated bool
 	err       error
-	byOwner   map[destOwner]int
-	prev      map[uint64]uint64 // traced TIME_WAIT sockets in the previous snapshot: cookie → ns its timer runs out
+	byOwner   []TimeWaitRow // TIME_WAIT per destination and owner
+	dumpTime  time.Duration // the ledger's latest dump of it took
+	period    time.Duration // and the ledger waits this long between dumps
+	gen       uint32        // Engine.gen of the latest snapshot
+	seen      []seenRec     // traced TIME_WAIT sockets in the latest snapshot
+	spare     []seenRec     // memory for the next snapshot's
+	resets    uint64        // cookieTable.resets when seen was filled
 }
 
-type destOwner struct {
-	dest  Dest
-	owner ProcKey
-	known bool
+// seenRec is a traced TIME_WAIT socket of a snapshot.
+type seenRec struct {
+	slot uint32 // in the cookie table
+	left uint32 // ms left on its timer at the snapshot
 }
 
-// cookieRec is a traced TIME_WAIT handover.
-type cookieRec struct {
-	owner ProcKey
-	dest  Dest
-	sport uint16
-	at    uint64
+// peerJoin is one peer of the snapshot being joined.
+type peerJoin struct {
+	d       *destState // nil: an open-only peer nothing else knows
+	exp     bool       // its TIME_WAIT expiries are kept (client side)
+	unknown int        // TIME_WAIT sockets not traced
+	owners  [4]uint32  // the first owners of traced ones (cookie table numbers)
+	known   [4]int32   // and how many each; more owners go to Engine.owned
 }
 
-// cookieTable remembers recent handovers by socket cookie, FIFO-bounded.
-// Entries are compact (destination and owner interned), so the table holds
-// a minute of heavy churn in a few MiB.
-type cookieTable struct {
-	m       map[uint64]uint32 // cookie → slot
-	slots   []slot
-	head    int
-	dests   []Dest
-	destIdx map[Dest]uint32
-	owners  []ProcKey
-	ownIdx  map[ProcKey]uint32
-	resets  uint64 // times the interned values ran out and the table restarted
-}
-
-type slot struct {
-	cookie      uint64
-	at          uint64
-	dest, owner uint32
-	sport       uint16
-}
-
-// maxInterned bounds the distinct destinations and owners in the table.
-const maxInterned = 1 << 14
-
-func newCookieTable() cookieTable {
-	return cookieTable{m: map[uint64]uint32{}, destIdx: map[Dest]uint32{}, ownIdx: map[ProcKey]uint32{}}
-}
-
-// put remembers r under cookie, forgetting the oldest entry when full.
-func (t *cookieTable) put(cookie uint64, r cookieRec) {
-	d, ok := t.destIdx[r.dest]
-	if !ok {
-		d = uint32(len(t.dests))
-		t.dests = append(t.dests, r.dest)
-		t.destIdx[r.dest] = d
+// count counts a traced TIME_WAIT socket of owner o toward peer.
+func (e *Engine) count(p *peerJoin, peer, o uint32) {
+	for i := range p.owners {
+		if p.known[i] == 0 {
+			p.owners[i] = o
+		}
+		if p.owners[i] == o {
+			p.known[i]++
+			return
+		}
 	}
-	o, ok := t.ownIdx[r.owner]
-	if !ok {
-		o = uint32(len(t.owners))
-		t.owners = append(t.owners, r.owner)
-		t.ownIdx[r.owner] = o
-	}
-	if len(t.dests) > maxInterned || len(t.owners) > maxInterned {
-		*t = cookieTable{m: map[uint64]uint32{}, destIdx: map[Dest]uint32{}, ownIdx: map[ProcKey]uint32{}, resets: t.resets + 1}
-		t.put(cookie, r)
-		return
-	}
-	sl := slot{cookie: cookie, at: r.at, dest: d, owner: o, sport: r.sport}
-	if i, ok := t.m[cookie]; ok {
-		t.slots[i] = sl
-		return
-	}
-	if len(t.slots) < maxCookies {
-		t.m[cookie] = uint32(len(t.slots))
-		t.slots = append(t.slots, sl)
-		return
-	}
-	delete(t.m, t.slots[t.head].cookie)
-	t.slots[t.head] = sl
-	t.m[cookie] = uint32(t.head)
-	t.head = (t.head + 1) % maxCookies
+	e.owned[uint64(peer)<<32|uint64(o)]++
 }
 
-// get returns the handover remembered under cookie.
-func (t *cookieTable) get(cookie uint64) (cookieRec, bool) {
-	i, ok := t.m[cookie]
-	if !ok {
-		return cookieRec{}, false
-	}
-	sl := &t.slots[i]
-	return cookieRec{owner: t.owners[sl.owner], dest: t.dests[sl.dest], sport: sl.sport, at: sl.at}, true
-}
-
-// Ledger merges one namespace's snapshot of the kernel's table.
+// Ledger merges one namespace's snapshot of the kernel's table, then
+// releases it. Traced TIME_WAIT sockets of the previous snapshot missing
+// from this one are reported ended; one whose handover the cookie table
+// forgot meanwhile (a fuller minute than it holds) is no longer followed.
 func (e *Engine) Ledger(s *ledger.Snapshot) {
 	if s == nil {
 		return
 	}
+	defer s.Release()
 	v := e.ns(s.Netns)
 	v.err = s.Err
 	if s.Err != nil {
 		return
 	}
 	if len(s.Sysctls) > 0 {
-		p := ParseSysctls(s.Sysctls)
-		v.sysctls = &p
+		v.sysctls, v.live = ParseSysctls(s.Sysctls), true
 	}
-	sy := e.sysctls(s.Netns)
-	v.at, v.total, v.unknown, v.truncated = s.Time, len(s.TimeWait), 0, s.Truncated
-	v.byOwner = make(map[destOwner]int)
-	type agg struct{ exp []time.Duration }
-	per := map[Dest]*agg{}
-	next := make(map[uint64]uint64, len(v.prev))
+	if e.gen++; e.gen == 0 {
+		e.gen = 1 // 0 is a slot never seen
+	}
+	prevGen, prevAt := v.gen, v.at
+	v.gen, v.at, v.total, v.truncated = e.gen, s.Time, len(s.TimeWait), s.Truncated
+	v.dumpTime, v.period = s.DumpTime, s.Period
+	peers := e.joinPeers(s)
+	t := &e.cookies
+	t.refresh()
+	next := v.spare[:0]
 	for i := range s.TimeWait {
 		k := &s.TimeWait[i]
-		d := Dest{Netns: s.Netns, Saddr: k.Saddr, Daddr: k.Daddr, Dport: k.Dport}
-		if !sy.InRange(k.Sport) {
-			d = Dest{Netns: s.Netns, Saddr: k.Saddr, Lport: k.Sport}
+		p := &peers[k.Peer]
+		if p.exp {
+			p.d.ledger.expiries = append(p.d.ledger.expiries, k.Expires)
 		}
-		a := per[d]
-		if a == nil {
-			a = &agg{}
-			per[d] = a
-		}
-		a.exp = append(a.exp, k.Expires)
-		rec, known := e.cookies.get(k.Cookie)
-		if known {
-			next[k.Cookie] = s.Time + uint64(k.Expires)
-		} else {
-			v.unknown++
-		}
-		do := destOwner{dest: d, owner: rec.owner, known: known}
-		if _, ok := v.byOwner[do]; ok || len(v.byOwner) < maxByOwner {
-			v.byOwner[do]++
-		}
-	}
-	e.ended(v, next, s.Time)
-	v.prev = next
-	inUse := map[Dest]int{}
-	listeners := 0
-	for _, k := range s.Listening {
-		if sy.InRange(k.Sport) {
-			listeners++
-		}
-	}
-	for _, k := range s.Open {
-		if sy.InRange(k.Sport) {
-			inUse[Dest{Netns: s.Netns, Saddr: k.Saddr, Daddr: k.Daddr, Dport: k.Dport}]++
-		}
-	}
-	for k, a := range per {
-		d := e.dest(k, s.Time)
-		d.ledger = ledgerView{at: s.Time, expiries: a.exp, inUse: inUse[k] + listeners, netnsTW: v.total}
-	}
-	for k, d := range e.dests {
-		if k.Netns == s.Netns && per[k] == nil {
-			d.ledger = ledgerView{at: s.Time, inUse: inUse[k] + listeners, netnsTW: v.total}
-		}
-	}
-}
-
-// ended reports the traced TIME_WAIT sockets of prev that the kernel dropped.
-func (e *Engine) ended(v *nsView, next map[uint64]uint64, now uint64) {
-	for cookie, expires := range v.prev {
-		if _, ok := next[cookie]; ok {
+		idx, ok := t.find(k.Cookie)
+		if !ok {
+			p.unknown++
 			continue
 		}
-		t := min(expires, now)
-		rec, _ := e.cookies.get(cookie) // gone only after many newer handovers
-		e.stats.twEnded++
-		if e.o.Out != nil {
-			held := time.Duration(0)
-			if rec.at != 0 && t > rec.at {
-				held = time.Duration(t - rec.at)
+		sl := &t.slots[idx]
+		if sl.seen != e.gen {
+			sl.seen = e.gen
+			next = append(next, seenRec{slot: idx, left: k.Expires})
+		}
+		e.count(p, k.Peer, sl.owner)
+	}
+	if v.resets == t.resets && prevGen != 0 {
+		for _, r := range v.seen {
+			if sl := &t.slots[r.slot]; sl.seen == prevGen {
+				e.ended(sl, prevAt+uint64(r.left)*uint64(time.Millisecond), s.Time)
 			}
-			e.o.Out.TimeWaitEnd(&TimeWaitEnd{Time: t, Cookie: cookie, Owner: rec.owner,
-				Dest: rec.dest, Sport: rec.sport, Held: held})
 		}
 	}
+	v.seen, v.spare, v.resets = next, v.seen[:0], t.resets
+	e.ownerRows(v, s, peers)
+}
+
+// joinPeers resolves the snapshot's peers to destinations, creating those
+// with TIME_WAIT, and refreshes every ledger view of the namespace.
+func (e *Engine) joinPeers(s *ledger.Snapshot) []peerJoin {
+	if cap(e.peers) < len(s.Peers) {
+		e.peers = make([]peerJoin, len(s.Peers))
+	}
+	peers := e.peers[:len(s.Peers)]
+	for i := range s.Peers {
+		p := &s.Peers[i]
+		k := peerDest(s.Netns, p)
+		var d *destState
+		if p.TimeWait > 0 {
+			d = e.dest(k, s.Time)
+		} else {
+			d = e.dests[k]
+		}
+		peers[i] = peerJoin{d: d, exp: d != nil && p.Lport == 0 && p.TimeWait > 0}
+		if d != nil {
+			n := 0
+			if peers[i].exp {
+				n = p.TimeWait
+			}
+			d.ledger = e.view(d, s, p.InUse, n)
+		}
+	}
+	for _, d := range e.dests {
+		if d.dest.Netns == s.Netns && d.ledger.gen != e.gen {
+			d.ledger = e.view(d, s, 0, 0)
+		}
+	}
+	return peers
+}
+
+// view is a destination's fresh share of snapshot s, with room for n
+// expiries (the previous snapshot's memory when it fits).
+func (e *Engine) view(d *destState, s *ledger.Snapshot, inUse, n int) ledgerView {
+	var exp []uint32
+	if n > 0 {
+		exp = d.ledger.expiries[:0]
+		if cap(exp) < n || cap(exp) > 4*n+1024 {
+			exp = make([]uint32, 0, n+n/8+64)
+		}
+	}
+	return ledgerView{at: s.Time, gen: e.gen, expiries: exp, inUse: inUse + s.Listeners, netnsTW: len(s.TimeWait)}
+}
+
+// peerDest is the destination a peer of a snapshot of netns stands for.
+func peerDest(netns uint32, p *ledger.Peer) Dest {
+	return Dest{Netns: netns, Saddr: p.Saddr, Daddr: p.Daddr, Dport: p.Dport, Lport: p.Lport}
+}
+
+// ownerRows fills v's TIME_WAIT per destination and owner from the join.
+func (e *Engine) ownerRows(v *nsView, s *ledger.Snapshot, peers []peerJoin) {
+	rows := v.byOwner[:0]
+	add := func(peer uint32, owner ProcKey, known bool, n int) {
+		if n > 0 && len(rows) < maxByOwner {
+			rows = append(rows, TimeWaitRow{Dest: peerDest(s.Netns, &s.Peers[peer]), Owner: owner, Known: known, Count: n})
+		}
+	}
+	v.unknown = 0
+	for i := range peers {
+		p := &peers[i]
+		v.unknown += p.unknown
+		add(uint32(i), ProcKey{}, false, p.unknown)
+		for j, o := range p.owners {
+			if p.known[j] > 0 {
+				add(uint32(i), e.cookies.owners[o], true, int(p.known[j]))
+			}
+		}
+	}
+	for k, n := range e.owned {
+		add(uint32(k>>32), e.cookies.owners[uint32(k)], true, n)
+	}
+	clear(e.owned)
+	v.byOwner = rows
+}
+
+// ended reports a traced TIME_WAIT socket the kernel dropped: its timer ran
+// out at expires, or before now.
+func (e *Engine) ended(sl *slot, expires, now uint64) {
+	e.stats.twEnded++
+	if e.o.Out == nil {
+		return
+	}
+	t := min(expires, now)
+	rec := e.cookies.rec(sl)
+	held := time.Duration(0)
+	if rec.at != 0 && t > rec.at {
+		held = time.Duration(t - rec.at)
+	}
+	e.twEnd = TimeWaitEnd{Time: t, Cookie: sl.cookie, Owner: rec.owner, Dest: rec.dest, Sport: rec.sport, Held: held}
+	e.o.Out.TimeWaitEnd(&e.twEnd)
 }
 
 // inputs gathers the forecast's inputs for d at now: from the kernel's table
@@ -219,8 +228,8 @@ func (e *Engine) inputs(d *destState, s Sysctls, now uint64) Inputs {
 	l := &d.ledger
 	if l.at != 0 && now >= l.at && now-l.at < uint64(staleLedger) {
 		age := time.Duration(now - l.at)
-		for _, x := range l.expiries {
-			if x > age {
+		for _, ms := range l.expiries {
+			if x := time.Duration(ms) * time.Millisecond; x > age {
 				in.Expiries = append(in.Expiries, x-age)
 			}
 		}

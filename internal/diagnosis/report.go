@@ -159,6 +159,8 @@ type NetnsRow struct {
 	TimeWait int    // in the kernel's table (-1: not read)
 	Unknown  int    // of them, not traced: owner unknown
 	Err      string
+	DumpTime time.Duration // the ledger's latest dump of the table took (wall time)
+	Period   time.Duration // the ledger's wait between dumps, stretched for a big table
 }
 
 // ErrName returns an errno's symbolic name ("EADDRNOTAVAIL"), "" for 0.
@@ -228,7 +230,7 @@ func (e *Engine) timeWaitRows(r *Report, now uint64) {
 	for ns, v := range e.netns {
 		row := NetnsRow{Netns: ns, Sysctls: e.sysctls(ns), From: "default", TimeWait: -1}
 		switch {
-		case v.sysctls != nil:
+		case v.live:
 			row.From = "live"
 		case e.o.Sysctls != nil && e.o.Sysctls(ns) != nil:
 			row.From = "capture"
@@ -238,9 +240,8 @@ func (e *Engine) timeWaitRows(r *Report, now uint64) {
 		}
 		if v.at != 0 {
 			row.TimeWait, row.Unknown = v.total, v.unknown
-			for k, n := range v.byOwner {
-				r.TimeWait = append(r.TimeWait, TimeWaitRow{k.dest, k.owner, k.known, n})
-			}
+			row.DumpTime, row.Period = v.dumpTime, v.period
+			r.TimeWait = append(r.TimeWait, v.byOwner...)
 		}
 		r.Namespaces = append(r.Namespaces, row)
 	}

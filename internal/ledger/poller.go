@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,21 +16,25 @@ const (
 	DefaultPeriod = time.Second     // between dumps
 	sysctlEvery   = 10              // dumps between sysctl reads
 	retryAfter    = 5 * time.Second // before looking for a lost namespace again
-	bigTable      = 20000           // sockets per extra period between dumps
+	dumpCost      = 20              // a dump that took D waits max(period, dumpCost×D) for the next: ≤ 5% of a CPU
 )
+
+// The kernel's default ip_local_port_range.
+const defaultPortLo, defaultPortHi = 32768, 60999
 
 type nsState struct {
 	path    string
 	h       *diagSock
 	sysctls map[string]string
+	lo, hi  uint16 // ephemeral range parsed from sysctls
 	dumps   int
-	skip    int // dumps to skip: a big table is read less often
+	due     time.Time // no dump before
 	failed  time.Time
 	err     error
 }
 
 // Poller dumps the watched namespaces' tables at a period, in the background.
-// Watch and Take are safe for concurrent use.
+// Watch, Take and Snapshot.Release are safe for concurrent use.
 type Poller struct {
 	proc   string
 	period time.Duration
@@ -36,7 +42,11 @@ type Poller struct {
 	pollMu sync.Mutex // one dump at a time: the loop's or a direct PollOnce
 	want   map[uint32]bool
 	ready  map[uint32]*Snapshot
-	ns     map[uint32]*nsState // the loop's own
+	spare  map[uint32]*Snapshot // released snapshots, the next dumps' memory
+	taken  []*Snapshot          // Take's latest answer
+	ns     map[uint32]*nsState  // the loop's own (pollMu), as are the fields below
+	buf    []byte               // receive buffer of every dump
+	todo   []uint32
 	stop   chan struct{}
 	done   chan struct{}
 }
@@ -46,8 +56,8 @@ func NewPoller(proc string, period time.Duration) *Poller {
 	if period <= 0 {
 		period = DefaultPeriod
 	}
-	return &Poller{proc: proc, period: period, want: map[uint32]bool{},
-		ready: map[uint32]*Snapshot{}, ns: map[uint32]*nsState{}}
+	return &Poller{proc: proc, period: period, want: map[uint32]bool{}, ready: map[uint32]*Snapshot{},
+		spare: map[uint32]*Snapshot{}, ns: map[uint32]*nsState{}}
 }
 
 // Watch adds a namespace (by inode) to those dumped; it reports false when
@@ -65,64 +75,121 @@ func (p *Poller) Watch(netns uint32) bool {
 	return true
 }
 
-// Take returns the snapshots made since the previous call, newest per namespace.
+// Take returns the snapshots made since the previous call, newest per
+// namespace. They, and the returned slice, stay valid until the next Take
+// or their Release; the poller then reuses their memory.
 func (p *Poller) Take() []*Snapshot {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, s := range p.taken {
+		p.release(s)
+	}
+	p.taken = p.taken[:0]
 	if len(p.ready) == 0 {
 		return nil
 	}
-	out := make([]*Snapshot, 0, len(p.ready))
 	for k, s := range p.ready {
-		out = append(out, s)
+		s.lent = true
+		p.taken = append(p.taken, s)
 		delete(p.ready, k)
 	}
-	return out
+	return p.taken
 }
 
-// Start dumps every period until Close.
+// Release hands a snapshot from Take back to its poller for a later dump; it
+// must not be used after. Engine.Ledger releases the snapshots it joins.
+func (s *Snapshot) Release() {
+	if s == nil || s.owner == nil {
+		return
+	}
+	s.owner.mu.Lock()
+	defer s.owner.mu.Unlock()
+	s.owner.release(s)
+}
+
+// release files a lent snapshot as its namespace's spare (mu held).
+func (p *Poller) release(s *Snapshot) {
+	if !s.lent {
+		return
+	}
+	s.lent = false
+	if old := p.spare[s.Netns]; old == nil || cap(old.TimeWait) < cap(s.TimeWait) {
+		p.spare[s.Netns] = s
+	}
+}
+
+// buffer returns the memory for a dump of ns: its spare, else its snapshot
+// no one took yet (the dump replaces it anyway), else a new one.
+func (p *Poller) buffer(ns uint32) *Snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.spare[ns]
+	if s != nil {
+		delete(p.spare, ns)
+	} else if s = p.ready[ns]; s != nil {
+		delete(p.ready, ns)
+	} else {
+		s = &Snapshot{owner: p}
+	}
+	s.Netns = ns
+	return s
+}
+
+// Start dumps each namespace every period (longer for a big table) until Close.
 func (p *Poller) Start() {
 	p.stop, p.done = make(chan struct{}), make(chan struct{})
 	stop := p.stop
 	go func() {
 		defer close(p.done)
-		t := time.NewTicker(p.period)
+		t := time.NewTimer(0)
 		defer t.Stop()
 		for {
-			p.PollOnce()
 			select {
 			case <-stop:
 				return
 			case <-t.C:
 			}
+			t.Reset(p.poll(false))
 		}
 	}()
 }
 
 // PollOnce dumps every watched namespace now and files the snapshots for
 // Take. Call it either from Start's loop or, without Start, directly.
-func (p *Poller) PollOnce() {
+func (p *Poller) PollOnce() { p.poll(true) }
+
+// poll dumps the watched namespaces that are due (all with force) and
+// returns how long until the next is (at most a period: new ones wait no longer).
+func (p *Poller) poll(force bool) time.Duration {
 	p.pollMu.Lock()
 	defer p.pollMu.Unlock()
 	if p.ns == nil {
-		return // closed
+		return p.period // closed
 	}
 	p.mu.Lock()
-	want := make([]uint32, 0, len(p.want))
+	p.todo = p.todo[:0]
 	for ns := range p.want {
-		want = append(want, ns)
+		p.todo = append(p.todo, ns)
 	}
 	p.mu.Unlock()
-	for _, ns := range want {
-		if st := p.ns[ns]; st != nil && st.skip > 0 {
-			st.skip--
+	next := p.period
+	for _, ns := range p.todo {
+		st := p.ns[ns]
+		if st == nil {
+			st = &nsState{}
+			p.ns[ns] = st
+		}
+		if wait := time.Until(st.due); !force && wait > time.Millisecond {
+			next = min(next, wait)
 			continue
 		}
-		s := p.snapshot(ns)
+		s := p.snapshot(ns, st)
 		p.mu.Lock()
 		p.ready[ns] = s
 		p.mu.Unlock()
+		next = min(next, time.Until(st.due))
 	}
+	return max(next, time.Millisecond)
 }
 
 // Close stops the loop and closes every netlink socket. It does not wait
@@ -145,13 +212,11 @@ func (p *Poller) Close() {
 }
 
 // snapshot dumps one namespace.
-func (p *Poller) snapshot(ino uint32) *Snapshot {
-	s := &Snapshot{Netns: ino}
-	st := p.ns[ino]
-	if st == nil {
-		st = &nsState{}
-		p.ns[ino] = st
-	}
+func (p *Poller) snapshot(ino uint32, st *nsState) *Snapshot {
+	s := p.buffer(ino)
+	s.reset()
+	start := time.Now()
+	st.due = start.Add(p.period)
 	if st.h != nil && inode(st.path) != ino {
 		st.h.Close() // the path now names another namespace
 		st.h, st.path = nil, ""
@@ -175,18 +240,37 @@ func (p *Poller) snapshot(ino uint32) *Snapshot {
 		if m, err := readSysctls(p.proc, st.path); err == nil {
 			st.sysctls = m
 		}
+		st.lo, st.hi = portRange(st.sysctls)
 	}
 	st.dumps++
-	s.Sysctls = st.sysctls
+	s.Sysctls, s.PortLo, s.PortHi = st.sysctls, st.lo, st.hi
+	if p.buf == nil {
+		p.buf = make([]byte, recvBufLen)
+	}
+	start = time.Now()
 	s.Time = monoNow()
-	if err := dump(st.h, s); err != nil {
+	if err := st.h.dumpAll(p.buf, allStates, s); err != nil {
 		s.Err = fmt.Errorf("netns %d: %w", ino, err)
 		st.h.Close()
 		st.h = nil
 	}
-	// Dumping costs about 1 µs a socket: read a big table less often.
-	st.skip = (len(s.TimeWait) + len(s.Open) + len(s.Listening)) / bigTable
+	s.DumpTime = time.Since(start)
+	s.Period = max(p.period, dumpCost*s.DumpTime)
+	st.due = start.Add(s.Period)
 	return s
+}
+
+// portRange parses ip_local_port_range as diagnosis.ParseSysctls does,
+// falling back to the kernel's default.
+func portRange(m map[string]string) (lo, hi uint16) {
+	if f := strings.Fields(m["ip_local_port_range"]); len(f) == 2 {
+		l, err1 := strconv.Atoi(f[0])
+		h, err2 := strconv.Atoi(f[1])
+		if err1 == nil && err2 == nil && l > 0 && h >= l && h < 65536 {
+			return uint16(l), uint16(h)
+		}
+	}
+	return defaultPortLo, defaultPortHi
 }
 
 // monoNow returns CLOCK_MONOTONIC in ns, the clock of event times.
