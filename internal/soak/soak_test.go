@@ -40,7 +40,7 @@ const (
 	perClient   = 3
 	perServer   = 3
 	perListener = 1
-	// peakRSSBound is the tracer's allowed VmHWM: the 8 MiB ring, the
+	// peakRSSBound is the tracer's allowed VmHWM: the 4 MiB ring, the
 	// --max-conns table and the Go heap, with room for the runtime.
 	peakRSSBound = 96 << 20
 	maxConns     = 512

@@ -1,8 +1,12 @@
 // Command perfreport measures tcptrace's cost on this machine, in one run:
 //
-//   - in-kernel ns per event of tcptrace's program and of an empty program
-//     on the same hook (tp_btf/inet_sock_set_state, built here from two
-//     instructions: no compiler needed), from the kernel's BPF run-time stats;
+//   - in-kernel ns per event of tcptrace's program, of an empty program on
+//     the same hook (tp_btf/inet_sock_set_state, built here from two
+//     instructions: no compiler needed) and of floor programs that only
+//     read the clock, only write an 8-byte ring record, or both, from the
+//     kernel's BPF run-time stats (held only during extra rounds: they cost
+//     each program run two clock reads, so the other figures come from
+//     rounds without them);
 //   - loopback churn throughput untraced, with the empty program, traced by
 //     tcptrace, and traced by a bpftrace one-liner doing the same job
 //     (tracepoint:sock:inet_sock_set_state printing each transition);
@@ -21,6 +25,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -76,13 +81,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "perfreport: -tcptrace is required")
 		os.Exit(2)
 	}
-	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "perfreport: enabling BPF run-time stats: %v\n", err)
-		os.Exit(1)
-	}
-	defer stats.Close()
-
 	vs := []variant{
 		{"untraced", func(port int) (result, error) { return churnOnly(port) }},
 		{"empty tp_btf program", runEmpty},
@@ -101,8 +99,22 @@ func main() {
 			fmt.Fprintf(os.Stderr, "perfreport: %s not found: skipping its variant\n", *bpftraceBin)
 		}
 	}
+	// Throughput, CPU, RSS and losses come from rounds without the
+	// kernel's BPF run-time statistics, which cost every program run two
+	// clock reads; kernel ns/event from kRounds more rounds with them on.
 	all := map[string][]result{}
-	for r := 0; r < *rounds; r++ {
+	kern := map[string][]result{}
+	for r := 0; r < *rounds+kRounds(); r++ {
+		into := all
+		var stats io.Closer
+		if r >= *rounds {
+			into = kern
+			var err error
+			if stats, err = ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME)); err != nil {
+				fmt.Fprintf(os.Stderr, "perfreport: enabling BPF run-time stats: %v\n", err)
+				os.Exit(1)
+			}
+		}
 		for i := range vs {
 			v := vs[(i+r)%len(vs)]
 			port, err := freePort()
@@ -115,11 +127,17 @@ func main() {
 			}
 			fmt.Fprintf(os.Stderr, "round %d %-22s %8.0f conns/s kernel %6.0f ns/event cpu %.3f s/M rss %.1f MiB lost %d (ring %d)\n",
 				r+1, v.name, res.conns, res.kernelNs, res.cpuPerM, res.rssMiB, res.lost, res.ringLost)
-			all[v.name] = append(all[v.name], res)
+			into[v.name] = append(into[v.name], res)
+		}
+		if stats != nil {
+			stats.Close()
 		}
 	}
-	report(vs, all)
+	report(vs, all, kern)
 }
+
+// kRounds is how many rounds measure kernel ns/event.
+func kRounds() int { return max(1, (*rounds+1)/2) }
 
 func fail(err error) {
 	fmt.Fprintf(os.Stderr, "perfreport: %v\n", err)
@@ -507,19 +525,19 @@ func col(rs []result, f func(result) float64) float64 {
 	return median(xs)
 }
 
-func report(vs []variant, all map[string][]result) {
+func report(vs []variant, all, kern map[string][]result) {
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
 	untraced := col(all["untraced"], func(r result) float64 { return r.conns })
-	empty := col(all["empty tp_btf program"], func(r result) float64 { return r.kernelNs })
-	fmt.Printf("Measured %s on Linux %s, %d CPUs, %d workload threads; %d rounds of %v per variant, interleaved; medians. Workload: loopback connect + abort (SO_LINGER 0) and close, %d transitions per connection.\n\n",
-		time.Now().UTC().Format("2006-01-02"), unix.ByteSliceToString(uts.Release[:]), runtime.NumCPU(), *workers, *rounds, *runFor, perConn)
+	empty := col(kern["empty tp_btf program"], func(r result) float64 { return r.kernelNs })
+	fmt.Printf("Measured %s on Linux %s, %d CPUs, %d workload threads; %d rounds of %v per variant, interleaved, then %d more with the kernel's BPF run-time statistics on for kernel ns/event (the other columns come from the rounds without them); medians. Workload: loopback connect + abort (SO_LINGER 0) and close, %d transitions per connection.\n\n",
+		time.Now().UTC().Format("2006-01-02"), unix.ByteSliceToString(uts.Release[:]), runtime.NumCPU(), *workers, *rounds, *runFor, kRounds(), perConn)
 	fmt.Println("| variant | conns/s | vs untraced | kernel ns/event | vs empty program | userspace CPU-s per M events | peak RSS | lost |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, v := range vs {
 		rs := all[v.name]
 		c := col(rs, func(r result) float64 { return r.conns })
-		k := col(rs, func(r result) float64 { return r.kernelNs })
+		k := col(kern[v.name], func(r result) float64 { return r.kernelNs })
 		row := fmt.Sprintf("| %s | %.0f | %.3f |", v.name, c, c/untraced)
 		if k > 0 {
 			row += fmt.Sprintf(" %.0f | %.2f× |", k, k/empty)
@@ -533,7 +551,7 @@ func report(vs []variant, all map[string][]result) {
 		}
 		if strings.HasPrefix(v.name, "tcptrace") {
 			var lost, ring uint64
-			for _, r := range rs {
+			for _, r := range append(rs, kern[v.name]...) {
 				lost += r.lost
 				ring += r.ringLost
 			}
@@ -560,11 +578,11 @@ func report(vs []variant, all map[string][]result) {
 	for _, name := range []string{"tcptrace", "tcptrace --json"} {
 		tc := all[name]
 		f := fig{
-			k:   col(tc, func(r result) float64 { return r.kernelNs }),
+			k:   col(kern[name], func(r result) float64 { return r.kernelNs }),
 			thr: col(tc, func(r result) float64 { return r.conns }) / untraced,
 			cpu: col(tc, func(r result) float64 { return r.cpuPerM }),
 		}
-		for _, r := range tc {
+		for _, r := range append(tc, kern[name]...) {
 			f.lost += r.lost
 			f.ring += r.ringLost
 		}
