@@ -33,6 +33,13 @@ type cookieTable struct {
 	resets  uint64   // times the interned values ran out and the table restarted (slot numbers changed)
 	filter  []uint64 // a bit per hash of the cookies put since the last refresh: no bit, no entry
 	stale   int      // cookies forgotten since, whose bits are still set
+	// The latest interned destination and owner: churn repeats them, and
+	// comparing costs less than hashing them again.
+	lastDest  Dest
+	lastD     uint32
+	lastOwner ProcKey
+	lastO     uint32
+	haveLast  bool
 }
 
 type slot struct {
@@ -49,18 +56,7 @@ func newCookieTable() cookieTable {
 
 // put remembers r under cookie, forgetting the oldest entry when full.
 func (t *cookieTable) put(cookie uint64, r cookieRec) {
-	d, ok := t.destIdx[r.dest]
-	if !ok {
-		d = uint32(len(t.dests))
-		t.dests = append(t.dests, r.dest)
-		t.destIdx[r.dest] = d
-	}
-	o, ok := t.ownIdx[r.owner]
-	if !ok {
-		o = uint32(len(t.owners))
-		t.owners = append(t.owners, r.owner)
-		t.ownIdx[r.owner] = o
-	}
+	d, o := t.intern(&r)
 	if len(t.dests) > maxInterned || len(t.owners) > maxInterned {
 		clear(t.filter)
 		*t = cookieTable{m: map[uint64]uint32{}, destIdx: map[Dest]uint32{}, ownIdx: map[ProcKey]uint32{},
@@ -85,6 +81,32 @@ func (t *cookieTable) put(cookie uint64, r cookieRec) {
 	t.slots[t.head] = sl
 	t.m[cookie] = uint32(t.head)
 	t.head = (t.head + 1) % maxCookies
+}
+
+// intern returns the indexes of r's destination and owner, adding them.
+func (t *cookieTable) intern(r *cookieRec) (d, o uint32) {
+	if t.haveLast && r.dest == t.lastDest {
+		d = t.lastD
+	} else {
+		var ok bool
+		if d, ok = t.destIdx[r.dest]; !ok {
+			d = uint32(len(t.dests))
+			t.dests = append(t.dests, r.dest)
+			t.destIdx[r.dest] = d
+		}
+	}
+	if t.haveLast && r.owner == t.lastOwner {
+		o = t.lastO
+	} else {
+		var ok bool
+		if o, ok = t.ownIdx[r.owner]; !ok {
+			o = uint32(len(t.owners))
+			t.owners = append(t.owners, r.owner)
+			t.ownIdx[r.owner] = o
+		}
+	}
+	t.lastDest, t.lastD, t.lastOwner, t.lastO, t.haveLast = r.dest, d, r.owner, o, true
+	return d, o
 }
 
 // get returns the handover remembered under cookie.
