@@ -23,9 +23,8 @@ import (
 // captureFlushEvery bounds how much of a recording waits in memory.
 const captureFlushEvery = 200 * time.Millisecond
 
-// liveMemoryLimit is the Go runtime's soft memory limit for live tracing
-// unless GOMEMLIMIT is set: near it the GC works harder instead of letting
-// the heap double over the tracker's and the TIME_WAIT ledger's live data.
+// liveMemoryLimit is the floor of the Go runtime's soft memory limit for
+// live tracing (memLimit) unless GOMEMLIMIT is set.
 const liveMemoryLimit = 24 << 20
 
 // oneCPU runs Go code on one CPU at a time unless GOMAXPROCS is set: the
@@ -54,9 +53,7 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	if _, err := useColor(f.color, os.Stdout); err != nil {
 		return err
 	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(liveMemoryLimit)
-	}
+	memLim := newMemLimit(liveMemoryLimit)
 	oneCPU()
 
 	p, err := probe.Open(probe.Options{RingSize: ring, PollInterval: f.poll, Filter: kf, SkipSelfTest: !f.selfTest, DropEvery: f.dropEvery})
@@ -138,6 +135,7 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 			pl.diag.Tick(now)
 		}
 		_ = pl.bw.Flush()
+		memLim.adjust()
 	}
 	p.SetOnIdle(tick)
 	after := func(ev *events.Event) error {

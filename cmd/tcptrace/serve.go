@@ -96,6 +96,7 @@ type agent struct {
 	lastRep time.Time // diagnosis to metrics
 	lastFl  time.Time // output and capture flushed
 	feed    func()    // the ledger's snapshots to the engine
+	memLim  *memLimit // the Go runtime's soft memory limit, following the live heap
 }
 
 // periodic runs housekeeping between events or at idle poll ticks.
@@ -114,6 +115,7 @@ func (a *agent) periodic() {
 		return
 	}
 	a.lastSet = now
+	a.memLim.adjust()
 	a.metrics.SetTracker(a.tracker.Stats())
 	if a.feed != nil {
 		a.feed()
@@ -126,15 +128,12 @@ func (a *agent) periodic() {
 	}
 }
 
-// serveMemoryLimit is the Go runtime's soft memory limit for the agent
-// unless GOMEMLIMIT is set: the GC works harder near it instead of letting
-// the heap double over the live data.
+// serveMemoryLimit is the floor of the Go runtime's soft memory limit for
+// the agent (memLimit) unless GOMEMLIMIT is set.
 const serveMemoryLimit = 40 << 20
 
 func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(serveMemoryLimit)
-	}
+	memLim := newMemLimit(serveMemoryLimit)
 	oneCPU()
 	kf, uf, err := f.filter()
 	if err != nil {
@@ -157,7 +156,7 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	}
 	defer hl.Close()
 
-	a := &agent{}
+	a := &agent{memLim: memLim}
 	p, err := probe.Open(probe.Options{RingSize: ring, PollInterval: f.poll, Filter: kf,
 		SkipSelfTest: !f.selfTest, OnIdle: func() {
 			if a.metrics != nil {
