@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"time"
 	"unsafe"
 
@@ -57,36 +56,16 @@ func openHandle(path string) (*diagSock, error) {
 	return &diagSock{fd: fd}, nil
 }
 
-// socketIn creates the netlink socket on a locked thread that enters target
-// and comes back (or, if it cannot, stays locked and dies with its goroutine).
+// socketIn creates the sock_diag netlink socket inside target.
 func socketIn(target netns.NsHandle) (int, error) {
-	type result struct {
-		fd  int
-		err error
+	fd := -1
+	var serr error
+	if err := inNetns(target, func() {
+		fd, serr = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_INET_DIAG)
+	}); err != nil {
+		return -1, err
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("current netns: %w", err)}
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("entering netns: %w", err)}
-			return
-		}
-		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_INET_DIAG)
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	return r.fd, r.err
+	return fd, serr
 }
 
 // Close closes the socket.

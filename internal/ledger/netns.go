@@ -61,46 +61,50 @@ func findNetns(proc string, ino uint32) (string, error) {
 	return "", fmt.Errorf("netns %d: no process or /run/netns entry in it", ino)
 }
 
-// readSysctls reads SysctlNames inside the namespace at path, on a locked
-// thread that enters it and comes back (or dies with its goroutine).
+// readSysctls reads SysctlNames inside the namespace at path.
 func readSysctls(proc, path string) (map[string]string, error) {
-	type result struct {
-		m   map[string]string
-		err error
+	target, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("current netns: %w", err)}
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(path)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("opening %s: %w", path, err)}
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("entering %s: %w", path, err)}
-			return
-		}
-		m := make(map[string]string, len(SysctlNames))
+	defer target.Close()
+	m := make(map[string]string, len(SysctlNames))
+	err = inNetns(target, func() {
 		for _, name := range SysctlNames {
 			if b, err := os.ReadFile(filepath.Join(proc, "sys", "net", "ipv4", name)); err == nil {
 				m[name] = strings.Join(strings.Fields(string(b)), " ")
 			}
 		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// inNetns runs fn on a locked thread that enters target and comes back (or,
+// if it cannot, stays locked and exits with its goroutine).
+func inNetns(target netns.NsHandle, fn func()) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("current netns: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(target); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("entering netns: %w", err)
+			return
+		}
+		fn()
 		if netns.Set(orig) == nil {
 			runtime.UnlockOSThread()
 		} // else the thread stays locked and exits with the goroutine
-		ch <- result{m: m}
+		errc <- nil
 	}()
-	r := <-ch
-	return r.m, r.err
+	return <-errc
 }
