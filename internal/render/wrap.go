@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/charmbracelet/lipgloss"
 )
@@ -169,24 +170,10 @@ func runeLen(s []byte, i int) int {
 	return n
 }
 
-// cellsBytes is cells for bytes.
+// cellsBytes is cells for bytes, without copying them: cells keeps no
+// reference to its argument.
 func cellsBytes(s []byte) int {
-	n := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf && c != 0x1b {
-			n++
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if !narrowGlyph(r) {
-			return lipgloss.Width(string(s))
-		}
-		n++
-		i += size
-	}
-	return n
+	return cells(unsafe.String(unsafe.SliceData(s), len(s)))
 }
 
 // truncBytes is truncRight(s, w, "") for bytes.
