@@ -23,23 +23,43 @@ type cookieRec struct {
 // a minute of heavy churn in a few MiB. A slot also records the latest
 // snapshot that held its socket, for the ledger's join.
 type cookieTable struct {
-	m       map[uint64]uint32 // cookie → slot
-	slots   []slot
-	head    int
-	dests   []Dest
-	destIdx map[Dest]uint32
-	owners  []ProcKey
-	ownIdx  map[ProcKey]uint32
-	resets  uint64   // times the interned values ran out and the table restarted (slot numbers changed)
-	filter  []uint64 // a bit per hash of the cookies put since the last refresh: no bit, no entry
-	stale   int      // cookies forgotten since, whose bits are still set
-	// The latest interned destination and owner: churn repeats them, and
-	// comparing costs less than hashing them again.
-	lastDest  Dest
-	lastD     uint32
-	lastOwner ProcKey
-	lastO     uint32
-	haveLast  bool
+	m      map[uint64]uint32 // cookie → slot
+	slots  []slot
+	head   int
+	dests  interned[Dest]
+	owners interned[ProcKey]
+	resets uint64   // times the interned values ran out and the table restarted (slot numbers changed)
+	filter []uint64 // a bit per hash of the cookies put since the last refresh: no bit, no entry
+	stale  int      // cookies forgotten since, whose bits are still set
+}
+
+// interned numbers distinct values in the order first seen. It remembers
+// the latest value numbered: churn repeats it, and comparing costs less than
+// hashing it again.
+type interned[K comparable] struct {
+	vals  []K // by number
+	idx   map[K]uint32
+	last  K
+	lastN uint32
+	have  bool
+}
+
+// number returns k's number, adding k.
+func (in *interned[K]) number(k K) uint32 {
+	if in.have && k == in.last {
+		return in.lastN
+	}
+	n, ok := in.idx[k]
+	if !ok {
+		if in.idx == nil {
+			in.idx = map[K]uint32{}
+		}
+		n = uint32(len(in.vals))
+		in.vals = append(in.vals, k)
+		in.idx[k] = n
+	}
+	in.last, in.lastN, in.have = k, n, true
+	return n
 }
 
 type slot struct {
@@ -51,16 +71,15 @@ type slot struct {
 }
 
 func newCookieTable() cookieTable {
-	return cookieTable{m: map[uint64]uint32{}, destIdx: map[Dest]uint32{}, ownIdx: map[ProcKey]uint32{}}
+	return cookieTable{m: map[uint64]uint32{}}
 }
 
 // put remembers r under cookie, forgetting the oldest entry when full.
 func (t *cookieTable) put(cookie uint64, r cookieRec) {
-	d, o := t.intern(&r)
-	if len(t.dests) > maxInterned || len(t.owners) > maxInterned {
+	d, o := t.dests.number(r.dest), t.owners.number(r.owner)
+	if len(t.dests.vals) > maxInterned || len(t.owners.vals) > maxInterned {
 		clear(t.filter)
-		*t = cookieTable{m: map[uint64]uint32{}, destIdx: map[Dest]uint32{}, ownIdx: map[ProcKey]uint32{},
-			resets: t.resets + 1, filter: t.filter}
+		*t = cookieTable{m: map[uint64]uint32{}, resets: t.resets + 1, filter: t.filter}
 		t.put(cookie, r)
 		return
 	}
@@ -83,32 +102,6 @@ func (t *cookieTable) put(cookie uint64, r cookieRec) {
 	t.head = (t.head + 1) % maxCookies
 }
 
-// intern returns the indexes of r's destination and owner, adding them.
-func (t *cookieTable) intern(r *cookieRec) (d, o uint32) {
-	if t.haveLast && r.dest == t.lastDest {
-		d = t.lastD
-	} else {
-		var ok bool
-		if d, ok = t.destIdx[r.dest]; !ok {
-			d = uint32(len(t.dests))
-			t.dests = append(t.dests, r.dest)
-			t.destIdx[r.dest] = d
-		}
-	}
-	if t.haveLast && r.owner == t.lastOwner {
-		o = t.lastO
-	} else {
-		var ok bool
-		if o, ok = t.ownIdx[r.owner]; !ok {
-			o = uint32(len(t.owners))
-			t.owners = append(t.owners, r.owner)
-			t.ownIdx[r.owner] = o
-		}
-	}
-	t.lastDest, t.lastD, t.lastOwner, t.lastO, t.haveLast = r.dest, d, r.owner, o, true
-	return d, o
-}
-
 // get returns the handover remembered under cookie.
 func (t *cookieTable) get(cookie uint64) (cookieRec, bool) {
 	i, ok := t.m[cookie]
@@ -120,7 +113,7 @@ func (t *cookieTable) get(cookie uint64) (cookieRec, bool) {
 
 // rec expands a slot.
 func (t *cookieTable) rec(sl *slot) cookieRec {
-	return cookieRec{owner: t.owners[sl.owner], dest: t.dests[sl.dest], sport: sl.sport, at: sl.at}
+	return cookieRec{owner: t.owners.vals[sl.owner], dest: t.dests.vals[sl.dest], sport: sl.sport, at: sl.at}
 }
 
 // find returns the slot of cookie, checking the filter first: most

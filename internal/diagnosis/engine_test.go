@@ -92,7 +92,7 @@ func TestCookieTable(t *testing.T) {
 	for i := 0; i <= maxInterned; i++ {
 		tb.put(uint64(1<<40+i), cookieRec{dest: Dest{Dport: uint16(i), Netns: uint32(i)}})
 	}
-	if tb.resets != 1 || len(tb.dests) > maxInterned {
-		t.Errorf("resets %d, %d interned destinations", tb.resets, len(tb.dests))
+	if tb.resets != 1 || len(tb.dests.vals) > maxInterned {
+		t.Errorf("resets %d, %d interned destinations", tb.resets, len(tb.dests.vals))
 	}
 }

@@ -181,12 +181,12 @@ func (e *Engine) ownerRows(v *nsView, s *ledger.Snapshot, peers []peerJoin) {
 		add(uint32(i), ProcKey{}, false, p.unknown)
 		for j, o := range p.owners {
 			if p.known[j] > 0 {
-				add(uint32(i), e.cookies.owners[o], true, int(p.known[j]))
+				add(uint32(i), e.cookies.owners.vals[o], true, int(p.known[j]))
 			}
 		}
 	}
 	for k, n := range e.owned {
-		add(uint32(k>>32), e.cookies.owners[uint32(k)], true, n)
+		add(uint32(k>>32), e.cookies.owners.vals[uint32(k)], true, n)
 	}
 	clear(e.owned)
 	v.byOwner = rows
