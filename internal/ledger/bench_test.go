@@ -7,19 +7,26 @@ import (
 	"github.com/tcptrace/tcptrace/internal/testutil"
 )
 
-// BenchmarkDump reads a namespace's table holding benchSize() client-side
-// TIME_WAIT sockets (and an eighth as many server-side) once per iteration,
-// into a reused snapshot as the poller does. cpu-ns/sock is the process's
-// user+system CPU (the kernel's side of the dump included) per TIME_WAIT
-// socket; B/sock the snapshot's memory per TIME_WAIT socket.
-func BenchmarkDump(b *testing.B) {
+// benchHandle opens a sock_diag socket in a namespace holding benchSize()
+// TIME_WAIT sockets, closed when b ends.
+func benchHandle(b *testing.B) *diagSock {
 	testutil.RequirePrivileged(b)
 	ns := NewBenchNetns(b, benchSize())
 	d, err := openHandle(ns.Path)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer d.Close()
+	b.Cleanup(d.Close)
+	return d
+}
+
+// BenchmarkDump reads a namespace's table holding benchSize() client-side
+// TIME_WAIT sockets (and an eighth as many server-side) once per iteration,
+// into a reused snapshot as the poller does. cpu-ns/sock is the process's
+// user+system CPU (the kernel's side of the dump included) per TIME_WAIT
+// socket; B/sock the snapshot's memory per TIME_WAIT socket.
+func BenchmarkDump(b *testing.B) {
+	d := benchHandle(b)
 	buf := make([]byte, recvBufLen)
 	s := &Snapshot{}
 	s.PortLo, s.PortHi = defaultPortLo, defaultPortHi
@@ -52,13 +59,7 @@ func BenchmarkDump(b *testing.B) {
 // BenchmarkDumpRaw is the kernel's share of BenchmarkDump: the same dump
 // read into a sink that does nothing.
 func BenchmarkDumpRaw(b *testing.B) {
-	testutil.RequirePrivileged(b)
-	ns := NewBenchNetns(b, benchSize())
-	d, err := openHandle(ns.Path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
+	d := benchHandle(b)
 	buf := make([]byte, recvBufLen)
 	var socks int
 	cpu := cpuTime()
