@@ -111,31 +111,23 @@ func (s *styles) inkOf(st *lipgloss.Style) *ink {
 }
 
 // stateInk returns the ink of a state's family.
-func (s *styles) stateInk(st events.State) *ink {
-	switch st {
-	case events.Listen, events.SynSent, events.SynRecv, events.NewSynRecv:
-		return &s.ink.handshake
-	case events.Established:
-		return &s.ink.established
-	case events.FinWait1, events.FinWait2, events.CloseWait, events.LastAck, events.Closing:
-		return &s.ink.closing
-	case events.TimeWait:
-		return &s.ink.timeWait
-	}
-	return &s.ink.closed
-}
+func (s *styles) stateInk(st events.State) *ink { return s.inkOf(s.stateStyle(st)) }
 
 // state returns the style of a state's family.
-func (s *styles) state(st events.State) lipgloss.Style {
+func (s *styles) state(st events.State) lipgloss.Style { return *s.stateStyle(st) }
+
+// stateStyle returns a state's family: handshake, established, closing,
+// TIME_WAIT or closed.
+func (s *styles) stateStyle(st events.State) *lipgloss.Style {
 	switch st {
 	case events.Listen, events.SynSent, events.SynRecv, events.NewSynRecv:
-		return s.handshake
+		return &s.handshake
 	case events.Established:
-		return s.established
+		return &s.established
 	case events.FinWait1, events.FinWait2, events.CloseWait, events.LastAck, events.Closing:
-		return s.closing
+		return &s.closing
 	case events.TimeWait:
-		return s.timeWait
+		return &s.timeWait
 	}
-	return s.closed
+	return &s.closed
 }
