@@ -59,8 +59,10 @@ type Probe struct {
 	reads    int
 	deadline time.Time
 	flushed  atomic.Bool
-	eof      bool       // the ring is drained after Stop
-	statsMu  sync.Mutex // Losses may be called while Next runs
+	eof      bool // the ring is drained after Stop
+	// kernelOwners: the kernel keeps owners and listeners (cfg.kernel_owners).
+	kernelOwners bool
+	statsMu      sync.Mutex // Losses may be called while Next runs
 	// recursion is the program's recursion misses read at recursionAt.
 	recursion   uint64
 	recursionAt time.Time
@@ -97,7 +99,7 @@ func Open(opts Options) (*Probe, error) {
 	if err := spec.Variables["cfg"].Set(cfg); err != nil {
 		return nil, fmt.Errorf("setting filter: %w", err)
 	}
-	p := &Probe{opts: opts, self: map[uint64]bool{}}
+	p := &Probe{opts: opts, self: map[uint64]bool{}, kernelOwners: cfg.KernelOwners != 0}
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
 		return nil, loadError(err)
 	}
@@ -344,7 +346,7 @@ func MonotonicNow() uint64 { return monotonicNow() }
 // from their first event (without those filters userspace attributes them).
 // family is the listening socket's own (AF_INET or AF_INET6).
 func (p *Probe) SeedListener(netns uint32, port, family uint16, o events.Owner) error {
-	if p.opts.Filter.PID == 0 && p.opts.Filter.Comm == "" {
+	if !p.kernelOwners {
 		return nil // the kernel keeps listeners only for its owner filters
 	}
 	key := tcptraceListenKey{Netns: netns, Port: port, Family: family}
