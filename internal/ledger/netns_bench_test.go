@@ -22,7 +22,6 @@ type BenchNetns struct {
 	TimeWait int    // TIME_WAIT sockets made
 	Made     uint64 // CLOCK_MONOTONIC ns when the last one was made (they last 60 s)
 	err      error
-	do       chan func()
 }
 
 var (
@@ -53,7 +52,7 @@ func NewBenchNetns(tb testing.TB, n int) *BenchNetns {
 	defer benchNSMu.Unlock()
 	b := benchNS[n]
 	if b == nil {
-		b = &BenchNetns{do: make(chan func())}
+		b = &BenchNetns{}
 		ready := make(chan struct{})
 		go b.thread(n, ready)
 		<-ready
@@ -68,15 +67,9 @@ func NewBenchNetns(tb testing.TB, n int) *BenchNetns {
 	return b
 }
 
-// Do runs fn on the namespace's thread.
-func (b *BenchNetns) Do(fn func()) {
-	done := make(chan struct{})
-	b.do <- func() { fn(); close(done) }
-	<-done
-}
-
 // thread enters a new namespace on a thread other than the main one (whose
-// namespace is the process's, /proc/self/ns/net) and serves Do forever.
+// namespace is the process's, /proc/self/ns/net) and keeps that thread
+// alive: the namespace's path names it.
 func (b *BenchNetns) thread(n int, ready chan struct{}) {
 	runtime.LockOSThread() // never unlocked: the thread dies with the binary
 	if unix.Gettid() == unix.Getpid() {
@@ -94,13 +87,11 @@ func (b *BenchNetns) thread(n int, ready chan struct{}) {
 	b.serve(n, ready)
 }
 
-// serve makes the namespace on the current, locked thread and runs Do's functions.
+// serve makes the namespace on the current, locked thread and never returns.
 func (b *BenchNetns) serve(n int, ready chan struct{}) {
 	b.err = b.setup(n)
 	close(ready)
-	for fn := range b.do {
-		fn()
-	}
+	select {}
 }
 
 func (b *BenchNetns) setup(n int) error {
