@@ -9,12 +9,10 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
 	"github.com/tcptrace/tcptrace/internal/events"
@@ -49,8 +47,7 @@ type Options struct {
 type Probe struct {
 	objs     tcptraceObjects
 	link     link.Link
-	rd       *ringbuf.Reader
-	rec      ringbuf.Record
+	ring     *ring
 	opts     Options
 	percpu   []uint64
 	lost     events.Losses
@@ -58,7 +55,6 @@ type Probe struct {
 	self     map[uint64]bool
 	reads    int
 	deadline time.Time
-	flushed  atomic.Bool
 	eof      bool // the ring is drained after Stop
 	// kernelOwners: the kernel keeps owners and listeners (cfg.kernel_owners).
 	kernelOwners bool
@@ -109,10 +105,9 @@ func Open(opts Options) (*Probe, error) {
 		p.objs.Close()
 		return nil, fmt.Errorf("attaching tp_btf/inet_sock_set_state: %w", err)
 	}
-	p.rd, err = ringbuf.NewReader(p.objs.Events)
-	if err != nil {
+	if p.ring, err = newRing(p.objs.Events.FD(), int(p.objs.Events.MaxEntries())); err != nil {
 		p.Close()
-		return nil, fmt.Errorf("opening ring buffer: %w", err)
+		return nil, err
 	}
 	if !opts.SkipSelfTest {
 		if err := p.selfTest(); err != nil {
@@ -202,7 +197,7 @@ func (p *Probe) Next(ev *events.Event) error {
 		if p.deadline.IsZero() {
 			p.armDeadline()
 		}
-		err := p.rd.ReadInto(&p.rec)
+		rec, err := p.ring.next(p.deadline)
 		switch {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded):
@@ -216,7 +211,7 @@ func (p *Probe) Next(ev *events.Event) error {
 				return nil
 			}
 			continue
-		case errors.Is(err, ringbuf.ErrFlushed), errors.Is(err, ringbuf.ErrClosed):
+		case errors.Is(err, errStopped):
 			p.eof = true
 			if p.lossChanged(ev, true) {
 				return nil
@@ -226,7 +221,7 @@ func (p *Probe) Next(ev *events.Event) error {
 			return fmt.Errorf("reading ring buffer: %w", err)
 		}
 		p.reads++
-		if err := Decode(p.rec.RawSample, ev); err != nil {
+		if err := Decode(rec, ev); err != nil {
 			return err
 		}
 		if len(p.self) > 0 && p.self[ev.Cookie] {
@@ -242,11 +237,7 @@ func (p *Probe) Next(ev *events.Event) error {
 // armDeadline makes the reader return at the next poll tick even when the
 // kernel, batching wakeups, has not woken it.
 func (p *Probe) armDeadline() {
-	if p.flushed.Load() {
-		return
-	}
 	p.deadline = time.Now().Add(p.opts.PollInterval)
-	p.rd.SetDeadline(p.deadline)
 }
 
 // SetOnIdle sets the function Next calls at each poll tick that finds the
@@ -256,8 +247,8 @@ func (p *Probe) SetOnIdle(fn func()) { p.opts.OnIdle = fn }
 // Stop makes Next return what is left in the ring, then io.EOF. It may be
 // called from another goroutine.
 func (p *Probe) Stop() error {
-	p.flushed.Store(true)
-	return p.rd.Flush()
+	p.ring.stop()
+	return nil
 }
 
 // lossChanged reads the loss counters and, when they moved, fills ev with a
@@ -319,8 +310,8 @@ func (p *Probe) RingSize() int { return p.opts.RingSize }
 // Close detaches the program and frees its maps.
 func (p *Probe) Close() error {
 	var errs []error
-	if p.rd != nil {
-		errs = append(errs, p.rd.Close())
+	if p.ring != nil {
+		errs = append(errs, p.ring.Close())
 	}
 	if p.link != nil {
 		errs = append(errs, p.link.Close())
@@ -361,4 +352,4 @@ func (p *Probe) SeedListener(netns uint32, port, family uint16, o events.Owner) 
 }
 
 // Buffered returns the bytes of unread records in the ring buffer.
-func (p *Probe) Buffered() int { return p.rd.AvailableBytes() }
+func (p *Probe) Buffered() int { return p.ring.available() }

@@ -54,15 +54,14 @@ func (p *Probe) selfTest() error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("self-test: the loopback connection's transitions did not arrive within %v: the program is attached but sees nothing", SelfTestTimeout)
 		}
-		p.rd.SetDeadline(time.Now().Add(p.opts.PollInterval))
-		err := p.rd.ReadInto(&p.rec)
+		rec, err := p.ring.next(time.Now().Add(p.opts.PollInterval))
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("self-test: reading ring buffer: %w", err)
 		}
-		if err := Decode(p.rec.RawSample, &ev); err != nil {
+		if err := Decode(rec, &ev); err != nil {
 			return err
 		}
 		if !p.self[ev.Cookie] {
