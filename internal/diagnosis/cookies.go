@@ -1,5 +1,9 @@
 package diagnosis
 
+import (
+	"math/bits"
+)
+
 // maxCookies bounds the traced TIME_WAIT handovers remembered for the join.
 const maxCookies = 1 << 17
 
@@ -9,6 +13,10 @@ const maxInterned = 1 << 14
 // filterLog2 sizes the table's filter: 2^21 bits (256 KiB), a few percent
 // of false positives for a full table.
 const filterLog2 = 21
+
+// indexMin is the first size of the table's index, which doubles as
+// entries come, up to twice maxCookies: it is never more than half full.
+const indexMin = 1 << 10
 
 // cookieRec is a traced TIME_WAIT handover.
 type cookieRec struct {
@@ -20,18 +28,50 @@ type cookieRec struct {
 
 // cookieTable remembers recent handovers by socket cookie, FIFO-bounded.
 // Entries are compact (destination and owner interned), so the table holds
-// a minute of heavy churn in a few MiB. A slot also records the latest
-// snapshot that held its socket, for the ledger's join.
+// a minute of heavy churn in a few MiB.
+//
+// The index from cookie to slot is open addressing with linear probing
+// (Robin Hood) on a flat array. The kernel hands out cookies from per-CPU
+// batches of consecutive values, so handovers come in nearly increasing
+// cookie order: the hash keeps four consecutive cookies on one cache line,
+// and the puts (and the removals of the oldest) walk the index instead of
+// jumping.
 type cookieTable struct {
-	m      map[uint64]uint32 // cookie → slot
-	slots  []slot
-	head   int
-	dests  interned[Dest]
-	owners interned[ProcKey]
-	resets uint64   // times the interned values ran out and the table restarted (slot numbers changed)
-	filter []uint64 // a bit per hash of the cookies put since the last refresh: no bit, no entry
-	stale  int      // cookies forgotten since, whose bits are still set
+	index    []entry // 2^k entries
+	shift    uint    // 64 - (k-2): the hash's bits of a line of 4 entries
+	n        int     // entries in index
+	slots    []slot  // FIFO ring of handovers
+	head     int
+	dests    interned[Dest]
+	owners   interned[ProcKey]
+	resets   uint64   // times the interned values ran out and the table restarted (slot numbers changed)
+	inserts  uint64   // new entries put: the k-th (from 0) went to slot k modulo maxCookies
+	evicted  uint64   // oldest entries forgotten for new ones (head is this modulo maxCookies)
+	rewrites uint64   // handovers put again under a cookie already there
+	filter   []uint64 // a bit per hash of the cookies put since the last refresh: no bit, no entry
+	stale    int      // cookies forgotten since, whose bits are still set
+	held     []uint64 // a bit per slot: its socket is in the snapshot being joined
+	recent   []uint32 // for a join: slot + 1 of the latest entries, by a hash of their cookie
 }
+
+// entry is a cookie of the index.
+type entry struct {
+	cookie uint64
+	ref    ref // 0: empty
+}
+
+// ref packs a slot number (plus 1, so that 0 is none) and its owner's number.
+type ref uint32
+
+const slotBits = 18 // maxCookies + 1 fits
+
+func makeRef(slot int, owner uint32) ref { return ref(slot+1) | ref(owner)<<slotBits }
+
+// slot returns the slot number.
+func (r ref) slot() int { return int(r&(1<<slotBits-1)) - 1 }
+
+// owner returns the owner's number.
+func (r ref) owner() uint32 { return uint32(r >> slotBits) }
 
 // interned numbers distinct values in the order first seen. It remembers
 // the latest value numbered: churn repeats it, and comparing costs less than
@@ -65,50 +105,144 @@ func (in *interned[K]) number(k K) uint32 {
 type slot struct {
 	cookie      uint64
 	at          uint64
-	dest, owner uint32
-	seen        uint32 // Engine.gen of the latest snapshot that held the socket, 0 if none
+	dest, owner uint16 // interned numbers (< maxInterned)
 	sport       uint16
 }
 
 func newCookieTable() cookieTable {
-	return cookieTable{m: map[uint64]uint32{}}
+	return cookieTable{}
+}
+
+// len returns the handovers remembered.
+func (t *cookieTable) len() int { return t.n }
+
+// home is the first index position probed for cookie: a multiplicative
+// hash of cookie/4, with its two low bits kept (16-byte entries, 4 a line).
+func (t *cookieTable) home(cookie uint64) int {
+	return int(((cookie>>2)*0x9e3779b97f4a7c15)>>t.shift<<2 | cookie&3)
+}
+
+// lookup returns the position of cookie in the index. Robin Hood order
+// (along a cluster, entries farther from home first) ends a search at the
+// first entry nearer its home than cookie would be.
+func (t *cookieTable) lookup(cookie uint64) (int, bool) {
+	mask := len(t.index) - 1
+	for i, d := t.home(cookie), 0; ; i, d = (i+1)&mask, d+1 {
+		e := &t.index[i]
+		if e.ref == 0 || (i-t.home(e.cookie))&mask < d {
+			return i, false
+		}
+		if e.cookie == cookie {
+			return i, true
+		}
+	}
+}
+
+// insert adds e, absent from the index: past the entries at least as far
+// from their homes, displacing the first nearer one, which goes on.
+func (t *cookieTable) insert(e entry) {
+	mask := len(t.index) - 1
+	for i, d := t.home(e.cookie), 0; ; i, d = (i+1)&mask, d+1 {
+		r := &t.index[i]
+		if r.ref == 0 {
+			*r = e
+			t.n++
+			return
+		}
+		if rd := (i - t.home(r.cookie)) & mask; rd < d {
+			*r, e, d = e, *r, rd
+		}
+	}
+}
+
+// remove takes the entry at position i out of the index, shifting back the
+// entries after it up to one at its home.
+func (t *cookieTable) remove(i int) {
+	mask := len(t.index) - 1
+	for j := (i + 1) & mask; t.index[j].ref != 0 && t.home(t.index[j].cookie) != j; j = (j + 1) & mask {
+		t.index[i] = t.index[j]
+		i = j
+	}
+	t.index[i] = entry{}
+	t.n--
+}
+
+// grow doubles the index (or makes its first), re-placing every entry.
+func (t *cookieTable) grow() {
+	old := t.index
+	t.index = make([]entry, max(2*len(old), indexMin))
+	t.shift = 64 + 2 - uint(bits.Len(uint(len(t.index)))-1)
+	t.n = 0
+	for _, e := range old {
+		if e.ref != 0 {
+			t.insert(e)
+		}
+	}
 }
 
 // put remembers r under cookie, forgetting the oldest entry when full.
 func (t *cookieTable) put(cookie uint64, r cookieRec) {
-	d, o := t.dests.number(r.dest), t.owners.number(r.owner)
+	d, o := t.dests.lastN, t.owners.lastN // churn repeats them: compare, not hash
+	if !t.dests.have || !r.dest.same(&t.dests.last) {
+		d = t.dests.number(r.dest)
+	}
+	if !t.owners.have || r.owner != t.owners.last {
+		o = t.owners.number(r.owner)
+	}
 	if len(t.dests.vals) > maxInterned || len(t.owners.vals) > maxInterned {
-		clear(t.filter)
-		*t = cookieTable{m: map[uint64]uint32{}, resets: t.resets + 1, filter: t.filter}
+		t.restart()
 		t.put(cookie, r)
 		return
 	}
-	sl := slot{cookie: cookie, at: r.at, dest: d, owner: o, sport: r.sport}
-	if i, ok := t.m[cookie]; ok {
-		sl.seen = t.slots[i].seen // the same socket
-		t.slots[i] = sl
+	sl := slot{cookie: cookie, at: r.at, dest: uint16(d), owner: uint16(o), sport: r.sport}
+	if t.index == nil {
+		t.grow()
+	}
+	if i, ok := t.lookup(cookie); ok {
+		e := &t.index[i] // the same socket: its place stays
+		t.slots[e.ref.slot()], e.ref = sl, makeRef(e.ref.slot(), o)
+		t.rewrites++
 		return
 	}
 	t.mark(cookie)
+	var s int
 	if len(t.slots) < maxCookies {
-		t.m[cookie] = uint32(len(t.slots))
+		if 2*(t.n+1) > len(t.index) {
+			t.grow()
+		}
+		s = len(t.slots)
 		t.slots = append(t.slots, sl)
-		return
+	} else {
+		s = t.head
+		if i, ok := t.lookup(t.slots[s].cookie); ok {
+			t.remove(i)
+		}
+		t.stale++
+		t.evicted++
+		t.slots[s] = sl
+		t.head = (t.head + 1) % maxCookies
 	}
-	delete(t.m, t.slots[t.head].cookie)
-	t.stale++
-	t.slots[t.head] = sl
-	t.m[cookie] = uint32(t.head)
-	t.head = (t.head + 1) % maxCookies
+	t.insert(entry{cookie: cookie, ref: makeRef(s, o)})
+	t.inserts++
+}
+
+// restart empties the table when the interned values ran out, keeping its memory.
+func (t *cookieTable) restart() {
+	clear(t.index)
+	clear(t.filter)
+	*t = cookieTable{index: t.index, shift: t.shift, slots: t.slots[:0], resets: t.resets + 1, filter: t.filter, held: t.held, recent: t.recent}
 }
 
 // get returns the handover remembered under cookie.
 func (t *cookieTable) get(cookie uint64) (cookieRec, bool) {
-	i, ok := t.m[cookie]
+	if t.index == nil {
+		return cookieRec{}, false
+	}
+	i, ok := t.lookup(cookie)
 	if !ok {
 		return cookieRec{}, false
 	}
-	return t.rec(&t.slots[i]), true
+	return t.rec(&t.slots[t.index[i].ref.slot()]), true
 }
 
 // rec expands a slot.
@@ -116,19 +250,30 @@ func (t *cookieTable) rec(sl *slot) cookieRec {
 	return cookieRec{owner: t.owners.vals[sl.owner], dest: t.dests.vals[sl.dest], sport: sl.sport, at: sl.at}
 }
 
-// find returns the slot of cookie, checking the filter first: most
+// find returns the index entry of cookie, checking the filter first: most
 // sockets of a big table are not traced, and the filter is cheaper to miss.
-func (t *cookieTable) find(cookie uint64) (uint32, bool) {
-	if h := filterHash(cookie); t.filter != nil && t.filter[h>>6]&(1<<(h&63)) == 0 {
-		return 0, false
+func (t *cookieTable) find(cookie uint64) (*entry, bool) {
+	if !t.maybe(cookie) || t.index == nil {
+		return nil, false
 	}
-	i, ok := t.m[cookie]
-	return i, ok
+	i, ok := t.lookup(cookie)
+	return &t.index[i], ok
 }
 
-// refresh rebuilds the filter when it is missing or stale bits make it leaky.
+// maybe reports whether cookie may be in the table: its filter bit is set
+// (or there is no filter).
+func (t *cookieTable) maybe(cookie uint64) bool {
+	h := filterHash(cookie)
+	return t.filter == nil || t.filter[h>>6]&(1<<(h&63)) != 0
+}
+
+// refresh rebuilds the filter when it is missing or stale bits make it
+// leaky. The sockets of forgotten cookies stay in the kernel's table for
+// the rest of their minute, each a lookup per join while its bit stays:
+// a rebuild (a fraction of a millisecond) every maxCookies/8 forgotten
+// costs less.
 func (t *cookieTable) refresh() {
-	if t.filter != nil && t.stale <= maxCookies/2 {
+	if t.filter != nil && t.stale < maxCookies/8 {
 		return
 	}
 	if t.filter == nil {

@@ -24,6 +24,12 @@ type Dest struct {
 	Lport uint16
 }
 
+// same reports whether d and o are the same destination (==, written out:
+// it costs less than the generated comparison).
+func (d *Dest) same(o *Dest) bool {
+	return d.Dport == o.Dport && d.Lport == o.Lport && d.Netns == o.Netns && d.Daddr == o.Daddr && d.Saddr == o.Saddr
+}
+
 // Loopback reports whether both ends are loopback addresses.
 func (d Dest) Loopback() bool { return d.Saddr.IsLoopback() && d.Daddr.IsLoopback() }
 
@@ -141,4 +147,5 @@ type ledgerView struct {
 	inUse    int      // other sockets holding range ports toward it
 	netnsTW  int      // TIME_WAIT in its namespace
 	traced   uint32   // handovers traced since the snapshot
+	sorted   bool     // expiries are in ascending order
 }

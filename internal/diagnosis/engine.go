@@ -85,14 +85,16 @@ type Engine struct {
 	failed  failedTable
 	stats   *Stats
 	lastRun uint64
-	now     uint64
 	warns   []Warning
-	expBuf  []time.Duration // reused by inputs
-	sortBuf []time.Duration // reused by Predict
-	gen     uint32          // snapshots joined
-	peers   []peerJoin      // reused by Ledger
-	owned   map[uint64]int  // reused by Ledger: peer<<32|owner → traced TIME_WAIT past a peer's first owner
-	twEnd   TimeWaitEnd     // reused by ended
+	radix   []uint32       // reused by sortTimers
+	runs    []run          // reused by forecast
+	gen     uint32         // snapshots joined
+	peers   []peerJoin     // reused by Ledger
+	owned   map[uint64]int // reused by Ledger: peer<<32|owner → traced TIME_WAIT past a peer's first owner
+	twEnd   TimeWaitEnd    // reused by ended
+	lastD   *destState     // the latest destination looked up: churn repeats it
+	lastNs  *nsView        // the latest namespace looked up
+	plain   bool           // tests: join looking every socket up
 }
 
 // New returns an engine.
@@ -127,7 +129,6 @@ func (e *Engine) Finished(c *events.Conn) {
 	if c.End == events.EndFailed && c.Err == 0 && c.Sport == 0 && c.Role == events.RoleClient {
 		c.Err = uint16(syscall.EADDRNOTAVAIL)
 	}
-	e.now = max(e.now, c.Last)
 	e.stats.finished(c)
 	e.ns(c.Netns)
 	owner := ProcKey{c.Owner.PID, c.Owner.Comm}
@@ -147,13 +148,13 @@ func (e *Engine) Finished(c *events.Conn) {
 	}
 	d := e.dest(key, c.Last)
 	sec := int64(c.Last / 1e9)
-	if client && c.Role == events.RoleClient && !c.Partial {
+	conn := client && c.Role == events.RoleClient && !c.Partial
+	if conn {
 		d.conns.add(sec, 1)
 		if time.Duration(c.Last-c.Start) < e.o.ShortLife {
 			d.short.add(sec, 1)
 		}
 		d.lastOwner = owner
-		defer e.churn(d, c.Last)
 	}
 	if c.TimeWait {
 		d.tw.add(sec, 1)
@@ -163,24 +164,31 @@ func (e *Engine) Finished(c *events.Conn) {
 		}
 		e.cookies.put(c.Cookie, cookieRec{owner: owner, dest: key, sport: c.Sport, at: c.Last})
 	}
+	if conn {
+		e.churn(d, c.Last)
+	}
 }
 
 // dest returns the state of a destination, creating it (and dropping the
 // least recently active one when MaxDests are tracked).
 func (e *Engine) dest(k Dest, now uint64) *destState {
-	d := e.dests[k]
-	if d == nil {
-		if len(e.dests) >= MaxDests {
-			var old *destState
-			for _, x := range e.dests {
-				if old == nil || x.last < old.last {
-					old = x
+	d := e.lastD
+	if d == nil || !d.dest.same(&k) {
+		d = e.dests[k]
+		if d == nil {
+			if len(e.dests) >= MaxDests {
+				var old *destState
+				for _, x := range e.dests {
+					if old == nil || x.last < old.last {
+						old = x
+					}
 				}
+				delete(e.dests, old.dest)
 			}
-			delete(e.dests, old.dest)
+			d = &destState{dest: k, first: now}
+			e.dests[k] = d
 		}
-		d = &destState{dest: k, first: now}
-		e.dests[k] = d
+		e.lastD = d
 	}
 	d.last = max(d.last, now)
 	return d
@@ -189,10 +197,13 @@ func (e *Engine) dest(k Dest, now uint64) *destState {
 // Tick evaluates the forecasts at time now (CLOCK_MONOTONIC ns), at most
 // every 250 ms, and reports warnings and failed-connect notices.
 func (e *Engine) Tick(now uint64) {
-	e.now = max(e.now, now)
-	if now < e.lastRun+uint64(evalEvery) {
-		return
+	if now >= e.lastRun+uint64(evalEvery) {
+		e.tick(now) // the common case, nothing due, stays inlined
 	}
+}
+
+// tick evaluates the forecasts and reports the failed-connect notices.
+func (e *Engine) tick(now uint64) {
 	e.lastRun = now
 	for _, d := range e.dests {
 		e.evaluate(d, now)
@@ -208,8 +219,7 @@ func (e *Engine) evaluate(d *destState, now uint64) {
 		return // server side: holds the service port, not ephemeral ones
 	}
 	s := e.sysctls(d.dest.Netns)
-	in := e.inputs(d, s, now)
-	f := Predict(in)
+	in, f := e.forecast(d, s, now)
 	d.lastETA, d.hasFcast = f, in.Held > 0 || in.Rate > 0
 	owner, _ := d.owner()
 	if !f.Never && f.ETA < e.o.Threshold && !d.warned && in.Rate > 0 {
@@ -240,7 +250,7 @@ func (e *Engine) churn(d *destState, now uint64) {
 			owner = d.lastOwner
 		}
 		s := e.sysctls(d.dest.Netns)
-		f := Predict(e.inputs(d, s, now))
+		_, f := e.forecast(d, s, now)
 		e.warn(Warning{Kind: KindChurn, Time: now, Dest: d.dest, Owner: owner, Rate: rate,
 			Held: f.Blocking, Failed: d.failed, Lifetime: e.o.ShortLife, Forecast: f, Sysctls: s})
 	}
@@ -275,17 +285,21 @@ func (e *Engine) sysctls(netns uint32) Sysctls {
 
 // ns notes a namespace, telling OnNetns the first time.
 func (e *Engine) ns(netns uint32) *nsView {
+	if v := e.lastNs; v != nil && v.netns == netns {
+		return v
+	}
 	v := e.netns[netns]
 	if v == nil {
 		if len(e.netns) >= MaxDests {
 			return &nsView{}
 		}
-		v = &nsView{}
+		v = &nsView{netns: netns}
 		e.netns[netns] = v
 		if e.o.OnNetns != nil {
 			e.o.OnNetns(netns)
 		}
 	}
+	e.lastNs = v
 	return v
 }
 

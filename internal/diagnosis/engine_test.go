@@ -86,8 +86,8 @@ func TestCookieTable(t *testing.T) {
 	if r, ok := tb.get(maxCookies + 10); !ok || r.dest != d || r.owner.PID != 7 || r.at != maxCookies+10 {
 		t.Errorf("newest entry %+v %v", r, ok)
 	}
-	if len(tb.m) != maxCookies {
-		t.Errorf("%d entries, want the bound %d", len(tb.m), maxCookies)
+	if tb.len() != maxCookies {
+		t.Errorf("%d entries, want the bound %d", tb.len(), maxCookies)
 	}
 	for i := 0; i <= maxInterned; i++ {
 		tb.put(uint64(1<<40+i), cookieRec{dest: Dest{Dport: uint16(i), Netns: uint32(i)}})

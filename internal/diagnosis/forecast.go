@@ -122,6 +122,15 @@ type Forecast struct {
 	ETA      time.Duration // time until connect() fails (0: failing now), when !Never
 }
 
+// capped reports whether the namespace's tcp_max_tw_buckets leaves fewer
+// than usable TIME_WAIT sockets: the kernel stops creating them at the cap
+// ("time wait bucket table overflow"), so the pile cannot grow to cover
+// the range.
+func capped(in *Inputs, usable int) bool {
+	s := &in.Sysctls
+	return s.MaxTwBuckets > 0 && s.MaxTwBuckets-max(in.NetnsTW-in.Held, 0) < usable
+}
+
 // Predict computes the forecast. It is a pure function of its inputs.
 func Predict(in Inputs) Forecast {
 	s := in.Sysctls
@@ -134,15 +143,9 @@ func Predict(in Inputs) Forecast {
 	exp := expiries(in, f.Reuse, f.Hold)
 	f.Blocking = len(exp)
 	f.Left = max(f.Usable-f.Blocking, 0)
-	if s.MaxTwBuckets > 0 {
-		budget := s.MaxTwBuckets - max(in.NetnsTW-in.Held, 0)
-		if budget < f.Usable {
-			// The kernel stops creating TIME_WAIT sockets at the cap
-			// ("time wait bucket table overflow"): the pile cannot
-			// grow to cover the range.
-			f.Capped, f.Never = true, true
-			return f
-		}
+	if capped(&in, f.Usable) {
+		f.Capped, f.Never = true, true
+		return f
 	}
 	eta, ok := exhaustion(exp, f.Usable, in.Rate, f.Hold)
 	f.Never, f.ETA = !ok, eta

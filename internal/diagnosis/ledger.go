@@ -14,6 +14,7 @@ const (
 
 // nsView is what the latest snapshot said of one namespace.
 type nsView struct {
+	netns     uint32 // which
 	sysctls   Sysctls
 	live      bool   // sysctls were read with a snapshot
 	at        uint64 // ns of the latest snapshot
@@ -25,15 +26,12 @@ type nsView struct {
 	dumpTime  time.Duration // the ledger's latest dump of it took
 	period    time.Duration // and the ledger waits this long between dumps
 	gen       uint32        // Engine.gen of the latest snapshot
-	seen      []seenRec     // traced TIME_WAIT sockets in the latest snapshot
+	seen      []seenRec     // traced TIME_WAIT sockets in the latest snapshot, in its order
 	spare     []seenRec     // memory for the next snapshot's
 	resets    uint64        // cookieTable.resets when seen was filled
-}
-
-// seenRec is a traced TIME_WAIT socket of a snapshot.
-type seenRec struct {
-	slot uint32 // in the cookie table
-	left uint32 // ms left on its timer at the snapshot
+	evicted   uint64        // cookieTable.evicted then
+	inserts   uint64        // cookieTable.inserts then
+	rewrites  uint64        // cookieTable.rewrites then
 }
 
 // peerJoin is one peer of the snapshot being joined.
@@ -77,41 +75,13 @@ func (e *Engine) Ledger(s *ledger.Snapshot) {
 		v.sysctls, v.live = ParseSysctls(s.Sysctls), true
 	}
 	if e.gen++; e.gen == 0 {
-		e.gen = 1 // 0 is a slot never seen
+		e.gen = 1 // 0 is no snapshot
 	}
 	prevGen, prevAt := v.gen, v.at
 	v.gen, v.at, v.total, v.truncated = e.gen, s.Time, len(s.TimeWait), s.Truncated
 	v.dumpTime, v.period = s.DumpTime, s.Period
 	peers := e.joinPeers(s)
-	t := &e.cookies
-	t.refresh()
-	next := v.spare[:0]
-	for i := range s.TimeWait {
-		k := &s.TimeWait[i]
-		p := &peers[k.Peer]
-		if p.exp {
-			p.d.ledger.expiries = append(p.d.ledger.expiries, k.Expires)
-		}
-		idx, ok := t.find(k.Cookie)
-		if !ok {
-			p.unknown++
-			continue
-		}
-		sl := &t.slots[idx]
-		if sl.seen != e.gen {
-			sl.seen = e.gen
-			next = append(next, seenRec{slot: idx, left: k.Expires})
-		}
-		e.count(p, k.Peer, sl.owner)
-	}
-	if v.resets == t.resets && prevGen != 0 {
-		for _, r := range v.seen {
-			if sl := &t.slots[r.slot]; sl.seen == prevGen {
-				e.ended(sl, prevAt+uint64(r.left)*uint64(time.Millisecond), s.Time)
-			}
-		}
-	}
-	v.seen, v.spare, v.resets = next, v.seen[:0], t.resets
+	e.join(v, s, peers, prevAt, prevGen != 0)
 	e.ownerRows(v, s, peers)
 }
 
@@ -207,55 +177,6 @@ func (e *Engine) ended(sl *slot, expires, now uint64) {
 	}
 	e.twEnd = TimeWaitEnd{Time: t, Cookie: sl.cookie, Owner: rec.owner, Dest: rec.dest, Sport: rec.sport, Held: held}
 	e.o.Out.TimeWaitEnd(&e.twEnd)
-}
-
-// inputs gathers the forecast's inputs for d at now: from the kernel's table
-// when a fresh snapshot has it, else from the handovers traced in the last
-// TIME_WAIT period.
-func (e *Engine) inputs(d *destState, s Sysctls, now uint64) Inputs {
-	in := Inputs{Sysctls: s, Loopback: d.dest.Loopback(), Rate: d.rate(&d.tw, now)}
-	// The engine's buffers, reused evaluation after evaluation: the
-	// slices live until the next call.
-	in.Expiries, in.Scratch = e.expBuf[:0], e.sortBuf[:0]
-	defer func() {
-		if cap(in.Expiries) > cap(e.expBuf) {
-			e.expBuf = in.Expiries[:0]
-		}
-		if cap(e.sortBuf) < len(in.Expiries) {
-			e.sortBuf = make([]time.Duration, 0, 2*len(in.Expiries))
-		}
-	}()
-	l := &d.ledger
-	if l.at != 0 && now >= l.at && now-l.at < uint64(staleLedger) {
-		age := time.Duration(now - l.at)
-		for _, ms := range l.expiries {
-			if x := time.Duration(ms) * time.Millisecond; x > age {
-				in.Expiries = append(in.Expiries, x-age)
-			}
-		}
-		for range l.traced {
-			in.Expiries = append(in.Expiries, TimeWaitLen-age)
-		}
-		in.InUse, in.NetnsTW = l.inUse, l.netnsTW+int(l.traced)
-	} else {
-		nowSec := int64(now / 1e9)
-		d.tw.advance(nowSec)
-		for a := int64(0); a < int64(TimeWaitLen/time.Second); a++ {
-			n := d.tw.counts[(nowSec-a+window)%window]
-			if nowSec-a < 0 {
-				continue
-			}
-			for range n {
-				in.Expiries = append(in.Expiries, TimeWaitLen-time.Duration(a)*time.Second)
-			}
-		}
-		in.NetnsTW = -1
-	}
-	in.Held = len(in.Expiries)
-	if in.NetnsTW < 0 {
-		in.NetnsTW = in.Held
-	}
-	return in
 }
 
 // failKey groups failed connects.

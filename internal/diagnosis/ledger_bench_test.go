@@ -153,3 +153,17 @@ func BenchmarkEngineFinished(b *testing.B) {
 	runtime.ReadMemStats(&ms1)
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(b.N), "allocs/call")
 }
+
+// BenchmarkFilterRefresh rebuilds the filter of a full cookie table.
+func BenchmarkFilterRefresh(b *testing.B) {
+	var t cookieTable
+	for c := range uint64(maxCookies) {
+		t.put(c*3, cookieRec{})
+	}
+	t.refresh()
+	b.ResetTimer()
+	for range b.N {
+		t.stale = maxCookies
+		t.refresh()
+	}
+}

@@ -36,6 +36,13 @@ type Stats struct {
 	lifetime Hist
 	states   [events.NewSynRecv + 1]Hist
 	twEnded  uint64
+	recent   [2]recentProc // the latest processes looked up, the latest first: churn repeats them
+}
+
+// recentProc is a process looked up and its counts.
+type recentProc struct {
+	k ProcKey
+	p *procStat // nil: none yet
 }
 
 func newStats() *Stats { return &Stats{procs: map[ProcKey]*procStat{}} }
@@ -53,15 +60,7 @@ func (s *Stats) finished(c *events.Conn) {
 		}
 	}
 	k := ProcKey{c.Owner.PID, c.Owner.Comm}
-	p := s.procs[k]
-	if p == nil {
-		if len(s.procs) >= maxProcs {
-			p = &s.other
-		} else {
-			p = &procStat{}
-			s.procs[k] = p
-		}
-	}
+	p := s.proc(k)
 	p.finished++
 	if c.Closer != events.CloserLocal {
 		return
@@ -73,7 +72,7 @@ func (s *Stats) finished(c *events.Conn) {
 	}
 	low := 0
 	for i := range p.dests {
-		if p.dests[i].dest == d && p.dests[i].n > 0 {
+		if p.dests[i].n > 0 && p.dests[i].dest.same(&d) {
 			p.dests[i].n++
 			return
 		}
@@ -82,6 +81,30 @@ func (s *Stats) finished(c *events.Conn) {
 		}
 	}
 	p.dests[low] = destCount{d, 1}
+}
+
+// proc returns the counts of process k, creating them (the "other"
+// counts when maxProcs are kept).
+func (s *Stats) proc(k ProcKey) *procStat {
+	r := &s.recent
+	if r[0].p != nil && r[0].k == k {
+		return r[0].p
+	}
+	if r[1].p != nil && r[1].k == k {
+		r[0], r[1] = r[1], r[0]
+		return r[0].p
+	}
+	p := s.procs[k]
+	if p == nil {
+		if len(s.procs) >= maxProcs {
+			p = &s.other
+		} else {
+			p = &procStat{}
+			s.procs[k] = p
+		}
+	}
+	r[1], r[0] = r[0], recentProc{k, p}
+	return p
 }
 
 // Report is everything `tcptrace report` shows.
@@ -249,7 +272,7 @@ func (e *Engine) timeWaitRows(r *Report, now uint64) {
 		if v := e.netns[d.dest.Netns]; v != nil && v.at != 0 {
 			continue
 		}
-		in := e.inputs(d, e.sysctls(d.dest.Netns), now)
+		in, _ := e.forecast(d, e.sysctls(d.dest.Netns), now)
 		if o, ok := d.owner(); ok && in.Held > 0 {
 			r.TimeWait = append(r.TimeWait, TimeWaitRow{d.dest, o, true, in.Held})
 		}
@@ -269,13 +292,11 @@ func (e *Engine) forecastRows(r *Report, now uint64) {
 		if d.dest.Lport != 0 {
 			continue
 		}
-		in := e.inputs(d, e.sysctls(d.dest.Netns), now)
+		in, f := e.forecast(d, e.sysctls(d.dest.Netns), now)
 		if in.Held == 0 && in.Rate == 0 && d.failed == 0 {
 			continue
 		}
 		o, _ := d.owner()
-		f := Predict(in)
-		in.Expiries = nil
 		r.Forecasts = append(r.Forecasts, ForecastRow{d.dest, o, in, f, d.failed})
 	}
 	slices.SortFunc(r.Forecasts, func(a, b ForecastRow) int {
