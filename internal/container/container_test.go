@@ -260,3 +260,47 @@ func TestPID(t *testing.T) {
 		t.Errorf("missing pid: %+v", i)
 	}
 }
+
+func TestConnMemo(t *testing.T) {
+	_, o := fakeHost(t)
+	r := New(o)
+	ns10 := uint32(inodeOf(t, filepath.Join(o.Proc, "10/ns/net")))
+	host := inodeOf(t, filepath.Join(o.CgroupRoot, "system.slice/ssh.service"))
+	pod := inodeOf(t, filepath.Join(o.CgroupRoot, "kubepods/besteffort/pod"+uid+"/"+id2))
+	for range 3 * memoUses {
+		if i := r.Conn(&events.Conn{CgroupID: host, Netns: ns10}); i.ID != id1 {
+			t.Fatalf("repeated Conn by netns: %+v", i)
+		}
+	}
+	// Another key is not answered from the memo.
+	if i := r.Conn(&events.Conn{CgroupID: pod, Netns: ns10}); i.ID != id2 || i.PodName != "web-0" {
+		t.Errorf("Conn by cgroup after a memo: %+v", i)
+	}
+	// A walk makes the memo stale.
+	r.Conn(&events.Conn{CgroupID: host, Netns: ns10})
+	r.mu.Lock()
+	r.walkProc()
+	r.netns[ns10] = Info{}
+	r.mu.Unlock()
+	if i := r.Conn(&events.Conn{CgroupID: host, Netns: ns10}); i.ID != "" {
+		t.Errorf("memo outlived a walk: %+v", i)
+	}
+}
+
+func TestAppendJSONEscapes(t *testing.T) {
+	got := string(AppendJSON(nil, Info{ID: "abc", PodName: `we"b<0>`, PodNamespace: "shop"}))
+	if want := `,"container":"abc","pod":"we\"b\u003c0\u003e","pod_namespace":"shop"`; got != want {
+		t.Errorf("AppendJSON = %s, want %s", got, want)
+	}
+}
+
+func BenchmarkConn(b *testing.B) {
+	dir := b.TempDir()
+	r := New(Options{CgroupRoot: dir, Proc: dir, ConfigGlobs: []string{}})
+	c := &events.Conn{CgroupID: 12345, Netns: 4026532177}
+	r.Conn(c)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Conn(c)
+	}
+}

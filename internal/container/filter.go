@@ -115,11 +115,26 @@ func appendField(b []byte, key, v string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, key...)
 	b = append(b, '"', ':')
+	if plain(v) {
+		b = append(b, '"')
+		b = append(b, v...)
+		return append(b, '"')
+	}
 	q, err := json.Marshal(v)
 	if err != nil {
 		return append(b, `""`...)
 	}
 	return append(b, q...)
+}
+
+// plain reports whether json.Marshal would quote s unchanged.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // isHex reports whether s is all lowercase hex digits.

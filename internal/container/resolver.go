@@ -57,6 +57,22 @@ type Resolver struct {
 	hostNetns uint32
 	pods      map[string]Info // container ID → pod name/namespace from its config
 	err       error           // the latest walk's error, for diagnostics
+	walks     uint64          // walks so far: a memo made before the latest is stale
+	last      connMemo        // Conn's latest answer
+}
+
+// memoUses bounds how many times Conn repeats its latest answer before it
+// asks the caches again (which may then rescan): churn asks about the same
+// cgroup and namespace for connection after connection.
+const memoUses = 1024
+
+// connMemo is Conn's latest answer, for the same cgroup and namespace.
+type connMemo struct {
+	cgroup uint64
+	netns  uint32
+	walks  uint64 // Resolver.walks when answered
+	left   int    // repeats left
+	info   Info
 }
 
 // New returns a resolver; nothing is read until the first lookup.
@@ -90,10 +106,26 @@ func (r *Resolver) Err() error {
 // Conn returns the container of a connection: from its socket's cgroup,
 // else from its network namespace when that belongs to a single container or pod.
 func (r *Resolver) Conn(c *events.Conn) Info {
-	if i := r.Cgroup(c.CgroupID); i.InContainer() {
+	r.mu.Lock()
+	m := &r.last
+	if m.left > 0 && m.walks == r.walks && m.cgroup == c.CgroupID && m.netns == c.Netns {
+		m.left--
+		i := m.info
+		r.mu.Unlock()
 		return i
 	}
-	return r.Netns(c.Netns)
+	walks := r.walks
+	r.mu.Unlock()
+	i := r.Cgroup(c.CgroupID)
+	if !i.InContainer() {
+		i = r.Netns(c.Netns)
+	}
+	r.mu.Lock()
+	if r.walks == walks {
+		r.last = connMemo{cgroup: c.CgroupID, netns: c.Netns, walks: walks, left: memoUses, info: i}
+	}
+	r.mu.Unlock()
+	return i
 }
 
 // Cgroup returns the container whose cgroup (or a cgroup under it) has this
@@ -126,6 +158,7 @@ func (r *Resolver) Cgroup(id uint64) Info {
 // walkCgroups rebuilds the container-cgroup index.
 func (r *Resolver) walkCgroups() {
 	r.cgWalked = time.Now()
+	r.walks++
 	next := make(map[uint64]Info, len(r.cgroups))
 	seen := 0
 	err := filepath.WalkDir(r.o.CgroupRoot, func(p string, d fs.DirEntry, err error) error {
@@ -180,6 +213,7 @@ func (r *Resolver) Netns(ino uint32) Info {
 // /proc/<pid>/cgroup.
 func (r *Resolver) walkProc() {
 	r.nsWalked = time.Now()
+	r.walks++
 	d, err := os.Open(r.o.Proc)
 	if err != nil {
 		r.err = fmt.Errorf("reading %s: %w", r.o.Proc, err)
