@@ -16,7 +16,7 @@ const (
 	DefaultPeriod = time.Second     // between dumps
 	sysctlEvery   = 10              // dumps between sysctl reads
 	retryAfter    = 5 * time.Second // before looking for a lost namespace again
-	dumpCost      = 20              // a dump that took D waits max(period, dumpCost×D) for the next: ≤ 5% of a CPU
+	dumpCost      = 100             // a dump that took D waits max(period, dumpCost×D) for the next: ≤ 1% of a CPU
 )
 
 // The kernel's default ip_local_port_range.
