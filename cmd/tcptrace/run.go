@@ -104,7 +104,7 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 	}
 	var sinks events.Sink = events.Tee{
 		// First: it sets the error of port-less failed connects for the views.
-		&events.Filtered{Filter: connOnly, Sink: pl.engine},
+		connsOnly{&events.Filtered{Filter: connOnly, Sink: pl.engine}},
 		view,
 		&events.Filtered{Filter: connOnly, Sink: pl.summ},
 	}
@@ -115,9 +115,21 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 	return pl, nil
 }
 
+// connsOnly passes its sink finished connections only: the diagnosis reads
+// nothing from transitions, and filtering each one for it costs.
+type connsOnly struct{ events.Sink }
+
+func (connsOnly) Transition(*events.Transition) {}
+func (connsOnly) Loss(*events.Event)            {}
+
 // tickEvery bounds how often a busy live run flushes its output and runs its
 // periodic work: a write per event would cost more than the rest together.
 const tickEvery = 25 * time.Millisecond
+
+// tickCheckEvery is how many events pass between looks at the clock and at
+// the ring's producer position (a cache line the kernel keeps writing). A
+// stream too slow to reach it gets its ticks from the reader's idle polls.
+const tickCheckEvery = 64
 
 // drive feeds src through the tracker until io.EOF. after runs for every
 // event once the tracker has stamped its owner (the recorder, the diagnosis
@@ -128,6 +140,7 @@ const tickEvery = 25 * time.Millisecond
 func (pl *pipeline) drive(src events.Source, after func(*events.Event) error, drained func() bool, tick func(), stop func()) error {
 	ev := &pl.ev
 	lastTick := time.Now()
+	n := 0
 	for {
 		err := src.Next(ev)
 		if errors.Is(err, io.EOF) {
@@ -147,7 +160,8 @@ func (pl *pipeline) drive(src events.Source, after func(*events.Event) error, dr
 				return err
 			}
 		}
-		if drained != nil && drained() && time.Since(lastTick) >= tickEvery {
+		n++
+		if drained != nil && n%tickCheckEvery == 0 && time.Since(lastTick) >= tickEvery && drained() {
 			lastTick = time.Now()
 			tick()
 		}

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 // finished connections, loss notices and, at the end, a summary.
 type JSON struct {
 	w     io.Writer
+	bw    *bufio.Writer // w, when lines can be built in its buffer
+	inBw  bool          // the line being built is in bw's buffer
 	c     Clock
 	lost  events.Losses
 	buf   []byte
@@ -28,19 +31,44 @@ type JSON struct {
 // NewJSON returns a JSON-lines view writing to w, one Write per object.
 // Wrap w in a bufio.Writer for speed.
 func NewJSON(w io.Writer, c Clock) *JSON {
-	return &JSON{w: w, c: c, buf: make([]byte, 0, 512), tc: rfcClock{c: c}}
+	bw, _ := w.(*bufio.Writer)
+	return &JSON{w: w, bw: bw, buf: make([]byte, 0, 512), tc: rfcClock{c: c}}
+}
+
+// lineRoom is the free buffer a line is built in; a longer one is copied.
+const lineRoom = 4096
+
+// line returns the empty buffer to build the next line in: the bufio
+// writer's free space when there is one, so that the line is not copied.
+func (j *JSON) line() []byte {
+	j.inBw = false
+	if j.bw == nil || j.err != nil || j.bw.Size() < 2*lineRoom {
+		return j.buf[:0]
+	}
+	if j.bw.Available() < lineRoom {
+		if err := j.bw.Flush(); err != nil {
+			j.err = fmt.Errorf("write json: %w", err)
+			return j.buf[:0]
+		}
+	}
+	j.inBw = true
+	return j.bw.AvailableBuffer()
 }
 
 // Err returns the first write error, if any.
 func (j *JSON) Err() error { return j.err }
 
-func (j *JSON) flush() {
+// flush ends the line b (from line) and writes it.
+func (j *JSON) flush(b []byte) {
 	if j.err != nil {
 		return
 	}
-	j.buf = append(j.buf, '}', '\n')
-	if _, err := j.w.Write(j.buf); err != nil {
+	b = append(b, '}', '\n')
+	if _, err := j.w.Write(b); err != nil {
 		j.err = fmt.Errorf("write json: %w", err)
+	}
+	if !j.inBw {
+		j.buf = b[:0] // keep the buffer, grown
 	}
 }
 
@@ -50,7 +78,7 @@ func (j *JSON) Transition(t *events.Transition) {
 		return
 	}
 	ev := t.Event
-	b := append(j.buf[:0], `{"type":"transition","time":`...)
+	b := append(j.line(), `{"type":"transition","time":`...)
 	b = j.tc.appendTime(b, ev.Time)
 	// tid and cgroup_id are in the connection record; owner_source only
 	// when the owner was not seen in a syscall (a line's bytes cost CPU).
@@ -78,8 +106,7 @@ func (j *JSON) Transition(t *events.Transition) {
 	b = appendFlag(b, `,"active_close":true`, t.ActiveClose)
 	b = appendFlag(b, `,"reset":true`, t.Reset)
 	b = appendFlag(b, `,"time_wait":true`, t.TimeWait)
-	j.buf = b
-	j.flush()
+	j.flush(b)
 }
 
 // jsonIdent is what a transition object says of its connection, the
@@ -121,7 +148,7 @@ func (j *JSON) Finished(c *events.Conn) {
 	if c == nil {
 		return
 	}
-	b := append(j.buf[:0], `{"type":"connection","time":`...)
+	b := append(j.line(), `{"type":"connection","time":`...)
 	b = j.tc.appendTime(b, c.Last)
 	b = append(b, `,"start":`...)
 	b = j.tc.appendTime(b, c.Start)
@@ -172,8 +199,7 @@ func (j *JSON) Finished(c *events.Conn) {
 	if j.Extra != nil {
 		b = j.Extra(b, c)
 	}
-	j.buf = b
-	j.flush()
+	j.flush(b)
 }
 
 // Loss writes a {"type":"lost"} object: count is the growth since the
@@ -184,14 +210,13 @@ func (j *JSON) Loss(ev *events.Event) {
 	}
 	d := delta(ev.Lost.Ring, j.lost.Ring) + delta(ev.Lost.Recursion, j.lost.Recursion)
 	j.lost = ev.Lost
-	b := append(j.buf[:0], `{"type":"lost","time":`...)
+	b := append(j.line(), `{"type":"lost","time":`...)
 	b = j.tc.appendTime(b, ev.Time)
 	b = appendNum(b, `,"count":`, d)
 	b = appendNum(b, `,"ring":`, ev.Lost.Ring)
 	b = appendNum(b, `,"recursion":`, ev.Lost.Recursion)
 	b = appendNum(b, `,"total":`, ev.Lost.Total())
-	j.buf = b
-	j.flush()
+	j.flush(b)
 }
 
 // Summary writes the final {"type":"summary"} object.
