@@ -8,7 +8,6 @@ import (
 
 // Bounds of the join's work.
 const (
-	joinBatch  = 32      // sockets the join decides on together
 	lookahead  = 8       // entries of the previous snapshot's list searched past the expected one
 	resync     = 512     // and for a socket found in the index, to get back in step
 	recentLog2 = 16      // size of the table of the entries put since a namespace's previous join
@@ -32,8 +31,8 @@ type seenRec struct {
 // expected (or a few past it) is known without looking its cookie up. Most
 // others are new, put since the previous join: they are looked up among
 // those only, in a small table made for the join. The rest go to the
-// index, a batch at a time. So the join's cache misses follow the table's
-// changes, not its size.
+// index. So the join's cache misses follow the table's changes, not its
+// size.
 func (e *Engine) join(v *nsView, s *ledger.Snapshot, peers []peerJoin, prevAt uint64, ended bool) {
 	t := &e.cookies
 	t.refresh()
@@ -52,48 +51,22 @@ func (e *Engine) join(v *nsView, s *ledger.Snapshot, peers []peerJoin, prevAt ui
 	}
 	recent := ended && !e.plain && t.indexRecent(v.inserts)
 	next, j := v.spare[:0], 0 // align[j] is the traced socket expected next
-	var pre [joinBatch]int32
-	for base := 0; base < len(s.TimeWait); base += joinBatch {
-		batch := s.TimeWait[base:min(base+joinBatch, len(s.TimeWait))]
-		t.prepare(batch, align, j, recent, v.evicted, &pre)
-		for i := range batch {
-			k := &batch[i]
-			p := &peers[k.Peer]
-			if p.exp {
-				p.d.ledger.expiries = append(p.d.ledger.expiries, k.Expires)
-			}
-			var r ref
-			switch x := pre[i]; {
-			case x >= 0 && int(x) >= j && int(x) <= j+lookahead:
-				r, j = align[x].ref, int(x)+1 // the socket expected
-			case x == notTraced:
-				p.unknown++
-				continue
-			case x <= recentSlot:
-				sl := int(recentSlot - x)
-				r = makeRef(sl, uint32(t.slots[sl].owner))
-			default: // out of step, or gone from the table since, or older
-				c := k.Cookie
-				if m := expected(align, j, c, lookahead); m >= 0 && !t.recycled(align[m].ref.slot(), v.evicted) {
-					r, j = align[m].ref, m+1
-					break
-				}
-				en, ok := t.find(c)
-				if !ok {
-					p.unknown++
-					continue
-				}
-				r = en.ref
-				if m := expected(align, j, c, resync); m >= 0 {
-					j = m + 1 // back in step, past the sockets gone
-				}
-			}
-			if sl := r.slot(); t.held[sl>>6]&(1<<(sl&63)) == 0 {
-				t.held[sl>>6] |= 1 << (sl & 63)
-				next = append(next, seenRec{cookie: k.Cookie, ref: r, left: k.Expires})
-			}
-			e.count(p, k.Peer, r.owner())
+	for i := range s.TimeWait {
+		k := &s.TimeWait[i]
+		p := &peers[k.Peer]
+		if p.exp {
+			p.d.ledger.expiries = append(p.d.ledger.expiries, k.Expires)
 		}
+		r, ok := t.locate(k.Cookie, align, &j, recent, v.evicted)
+		if !ok {
+			p.unknown++
+			continue
+		}
+		if sl := r.slot(); t.held[sl>>6]&(1<<(sl&63)) == 0 {
+			t.held[sl>>6] |= 1 << (sl & 63)
+			next = append(next, seenRec{cookie: k.Cookie, ref: r, left: k.Expires})
+		}
+		e.count(p, k.Peer, r.owner())
 	}
 	// The previous snapshot's traced sockets whose slot holds them still
 	// (the table did not forget them) and that this one lacks have ended.
@@ -169,34 +142,29 @@ func (t *cookieTable) recentSlot(c uint64) int32 {
 // recentHash is the place of cookie c in cookieTable.recent.
 func recentHash(c uint64) uint64 { return c * 0x9e3779b97f4a7c15 >> (64 - recentLog2) }
 
-// Decisions of prepare other than a socket of the previous snapshot.
-const (
-	lookUp     = -1 // in the index
-	notTraced  = -2 // the filter says so
-	recentSlot = -3 // and below: recentSlot - slot, a recent entry's
-)
-
-// prepare decides for each socket of a batch where its entry is (pre):
-// the socket expected next of the previous snapshot (its index in align,
-// for j where the batch starts), or none (the filter), or among the recent
-// entries, or in the index.
-func (t *cookieTable) prepare(tw []ledger.TimeWait, align []seenRec, j int, recent bool, evicted uint64, pre *[joinBatch]int32) {
-	for i := range tw {
-		c := tw[i].Cookie
-		if !t.maybe(c) {
-			pre[i] = notTraced
-			continue
-		}
-		if m := expected(align, j, c, lookahead); m >= 0 && !t.recycled(align[m].ref.slot(), evicted) {
-			pre[i], j = int32(m), m+1
-			continue
-		}
-		if recent {
-			if sl := t.recentSlot(c); sl >= 0 {
-				pre[i] = recentSlot - sl
-				continue
-			}
-		}
-		pre[i] = lookUp
+// locate finds the entry of cookie c: the socket expected next of the
+// previous snapshot (align[*j] or a few past it), else among the recent
+// entries, else in the index, getting back in step with align (*j) when
+// it is found further on. It reports false for a socket not traced.
+func (t *cookieTable) locate(c uint64, align []seenRec, j *int, recent bool, evicted uint64) (ref, bool) {
+	if !t.maybe(c) {
+		return 0, false
 	}
+	if m := expected(align, *j, c, lookahead); m >= 0 && !t.recycled(align[m].ref.slot(), evicted) {
+		*j = m + 1
+		return align[m].ref, true
+	}
+	if recent {
+		if sl := t.recentSlot(c); sl >= 0 {
+			return makeRef(int(sl), uint32(t.slots[sl].owner)), true
+		}
+	}
+	en, ok := t.find(c)
+	if !ok {
+		return 0, false
+	}
+	if m := expected(align, *j, c, resync); m >= 0 {
+		*j = m + 1 // back in step, past the sockets gone
+	}
+	return en.ref, true
 }
