@@ -135,12 +135,17 @@ func (j *JSON) appendIdent(b []byte, k *jsonIdent) []byte {
 	if k.source != events.OwnerSyscall {
 		b = appendEnum(b, jsonSource, k.source, "owner_source", sourceName)
 	}
-	b = appendFamily(b, k.family)
-	b = appendAddr(b, `,"saddr":"`, k.saddr, &j.hosts)
-	b = appendNum(b, `,"sport":`, uint64(k.sport))
-	b = appendAddr(b, `,"daddr":"`, k.daddr, &j.hosts)
-	b = appendNum(b, `,"dport":`, uint64(k.dport))
-	return appendNum(b, `,"netns":`, uint64(k.netns))
+	return j.appendEnds(b, k.family, k.saddr, k.sport, k.daddr, k.dport, k.netns)
+}
+
+// appendEnds appends the members from "family" to "netns".
+func (j *JSON) appendEnds(b []byte, family uint16, saddr netip.Addr, sport uint16, daddr netip.Addr, dport uint16, netns uint32) []byte {
+	b = appendFamily(b, family)
+	b = appendAddr(b, `,"saddr":"`, saddr, &j.hosts)
+	b = appendNum(b, `,"sport":`, uint64(sport))
+	b = appendAddr(b, `,"daddr":"`, daddr, &j.hosts)
+	b = appendNum(b, `,"dport":`, uint64(dport))
+	return appendNum(b, `,"netns":`, uint64(netns))
 }
 
 // Finished writes a {"type":"connection"} object with the verdict.
@@ -158,12 +163,7 @@ func (j *JSON) Finished(c *events.Conn) {
 	b = appendComm(b, &c.Owner.Comm)
 	b = appendEnum(b, jsonSource, c.Owner.Source, "owner_source", sourceName)
 	b = appendEnum(b, jsonRole, c.Role, "role", roleName)
-	b = appendFamily(b, c.Family)
-	b = appendAddr(b, `,"saddr":"`, c.Saddr, &j.hosts)
-	b = appendNum(b, `,"sport":`, uint64(c.Sport))
-	b = appendAddr(b, `,"daddr":"`, c.Daddr, &j.hosts)
-	b = appendNum(b, `,"dport":`, uint64(c.Dport))
-	b = appendNum(b, `,"netns":`, uint64(c.Netns))
+	b = j.appendEnds(b, c.Family, c.Saddr, c.Sport, c.Daddr, c.Dport, c.Netns)
 	b = appendNum(b, `,"cgroup_id":`, c.CgroupID)
 	b = appendEnum(b, jsonCloser, c.Closer, "closer", closerName)
 	b = appendEnum(b, jsonEnd, c.End, "end", endName)
