@@ -71,14 +71,22 @@ func TestTimeWaitCookie(t *testing.T) {
 	}
 }
 
+// watching returns a namespace of 1000 TIME_WAIT sockets (needs root) and a
+// poller of period watching it, closed at the end of the test.
+func watching(t *testing.T, period time.Duration) (*BenchNetns, *Poller) {
+	t.Helper()
+	testutil.RequirePrivileged(t)
+	ns := NewBenchNetns(t, 1000)
+	p := NewPoller(ns.Proc, period)
+	t.Cleanup(p.Close)
+	p.Watch(ns.Ino)
+	return ns, p
+}
+
 // TestSnapshotPeers dumps a namespace of known TIME_WAIT sockets through a
 // poller: 1000 client-side toward 127.0.0.1:80 and 125 server-side on port 81.
 func TestSnapshotPeers(t *testing.T) {
-	testutil.RequirePrivileged(t)
-	ns := NewBenchNetns(t, 1000)
-	p := NewPoller(ns.Proc, 50*time.Millisecond)
-	defer p.Close()
-	p.Watch(ns.Ino)
+	ns, p := watching(t, 50*time.Millisecond)
 	p.PollOnce()
 	snaps := p.Take()
 	if len(snaps) != 1 || snaps[0].Err != nil {
@@ -119,11 +127,7 @@ func TestSnapshotPeers(t *testing.T) {
 // on Release or at the next Take, and that a namespace never needs more
 // than two.
 func TestSnapshotReuse(t *testing.T) {
-	testutil.RequirePrivileged(t)
-	ns := NewBenchNetns(t, 1000)
-	p := NewPoller(ns.Proc, time.Hour)
-	defer p.Close()
-	p.Watch(ns.Ino)
+	ns, p := watching(t, time.Hour)
 	take := func() *Snapshot {
 		t.Helper()
 		snaps := p.Take()
@@ -157,11 +161,7 @@ func TestSnapshotReuse(t *testing.T) {
 // TestPollerPeriod runs the loop with a period far shorter than a dump's
 // cost allows: dumps are spaced by dumpCost times their duration.
 func TestPollerPeriod(t *testing.T) {
-	testutil.RequirePrivileged(t)
-	ns := NewBenchNetns(t, 1000)
-	p := NewPoller(ns.Proc, time.Microsecond)
-	defer p.Close()
-	p.Watch(ns.Ino)
+	_, p := watching(t, time.Microsecond)
 	p.Start()
 	var prev *Snapshot
 	var prevTime uint64
