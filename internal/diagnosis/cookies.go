@@ -33,12 +33,12 @@ type cookieRec struct {
 // The index from cookie to slot is open addressing with linear probing
 // (Robin Hood) on a flat array. The kernel hands out cookies from per-CPU
 // batches of consecutive values, so handovers come in nearly increasing
-// cookie order: the hash keeps four consecutive cookies on one cache line,
-// and the puts (and the removals of the oldest) walk the index instead of
-// jumping.
+// cookie order: the hash keeps sixteen consecutive cookies on four
+// consecutive cache lines, so that the puts (and the removals of the
+// oldest) walk the index a few lines at a time instead of jumping.
 type cookieTable struct {
 	index    []entry // 2^k entries
-	shift    uint    // 64 - (k-2): the hash's bits of a line of 4 entries
+	shift    uint    // 64 - (k-runLog2): the hash's bits of a run of entries
 	n        int     // entries in index
 	slots    []slot  // FIFO ring of handovers
 	head     int
@@ -116,10 +116,14 @@ func newCookieTable() cookieTable {
 // len returns the handovers remembered.
 func (t *cookieTable) len() int { return t.n }
 
+// runLog2: 2^runLog2 consecutive cookies have consecutive homes (16-byte
+// entries, 4 a line).
+const runLog2 = 4
+
 // home is the first index position probed for cookie: a multiplicative
-// hash of cookie/4, with its two low bits kept (16-byte entries, 4 a line).
+// hash of cookie/2^runLog2, with the low runLog2 bits kept.
 func (t *cookieTable) home(cookie uint64) int {
-	return int(((cookie>>2)*0x9e3779b97f4a7c15)>>t.shift<<2 | cookie&3)
+	return int(((cookie>>runLog2)*0x9e3779b97f4a7c15)>>t.shift<<runLog2 | cookie&(1<<runLog2-1))
 }
 
 // lookup returns the position of cookie in the index. Robin Hood order
@@ -171,7 +175,7 @@ func (t *cookieTable) remove(i int) {
 func (t *cookieTable) grow() {
 	old := t.index
 	t.index = make([]entry, max(2*len(old), indexMin))
-	t.shift = 64 + 2 - uint(bits.Len(uint(len(t.index)))-1)
+	t.shift = 64 + runLog2 - uint(bits.Len(uint(len(t.index)))-1)
 	t.n = 0
 	for _, e := range old {
 		if e.ref != 0 {
@@ -294,5 +298,9 @@ func (t *cookieTable) mark(cookie uint64) {
 	}
 }
 
-// filterHash is the filter bit of a cookie.
-func filterHash(cookie uint64) uint64 { return cookie * 0x9e3779b97f4a7c15 >> (64 - filterLog2) }
+// filterHash is the filter bit of a cookie: a multiplicative hash of
+// cookie/512 with the low 9 bits kept, so that 512 consecutive cookies
+// share a cache line of the filter, which nearly increasing puts reuse.
+func filterHash(cookie uint64) uint64 {
+	return (cookie>>9)*0x9e3779b97f4a7c15>>(64-filterLog2+9)<<9 | cookie&511
+}
