@@ -187,6 +187,28 @@ func TestPollerPeriod(t *testing.T) {
 	}
 }
 
+// TestPollerJoinCost holds a snapshot 20 ms before releasing it, as a slow
+// join would: the namespace's next dump waits dumpCost times the dump and
+// the hold together.
+func TestPollerJoinCost(t *testing.T) {
+	_, p := watching(t, time.Microsecond)
+	p.PollOnce()
+	s := p.Take()
+	if len(s) != 1 || s[0].Err != nil {
+		t.Fatalf("snapshots %+v", s)
+	}
+	time.Sleep(20 * time.Millisecond)
+	s[0].Release()
+	p.PollOnce()
+	s = p.Take()
+	if len(s) != 1 || s[0].Err != nil {
+		t.Fatalf("snapshots %+v", s)
+	}
+	if min := dumpCost * (s[0].DumpTime + 20*time.Millisecond); s[0].Period < min {
+		t.Errorf("period %v after a dump of %v and a join of 20ms, want at least %v", s[0].Period, s[0].DumpTime, min)
+	}
+}
+
 // TestListening finds this process's listening sockets, each with its own
 // family and its inode.
 func TestListening(t *testing.T) {

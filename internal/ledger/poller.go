@@ -16,7 +16,7 @@ const (
 	DefaultPeriod = time.Second     // between dumps
 	sysctlEvery   = 10              // dumps between sysctl reads
 	retryAfter    = 5 * time.Second // before looking for a lost namespace again
-	dumpCost      = 100             // a dump that took D waits max(period, dumpCost×D) for the next: ≤ 1% of a CPU
+	dumpCost      = 100             // a dump that took D, whose predecessor was joined in J, waits max(period, dumpCost×(D+J)) for the next: ≤ 1% of a CPU
 )
 
 // The kernel's default ip_local_port_range.
@@ -42,10 +42,12 @@ type Poller struct {
 	pollMu sync.Mutex // one dump at a time: the loop's or a direct PollOnce
 	want   map[uint32]bool
 	ready  map[uint32]*Snapshot
-	spare  map[uint32]*Snapshot // released snapshots, the next dumps' memory
-	taken  []*Snapshot          // Take's latest answer
-	ns     map[uint32]*nsState  // the loop's own (pollMu), as are the fields below
-	buf    []byte               // receive buffer of every dump
+	spare  map[uint32]*Snapshot     // released snapshots, the next dumps' memory
+	taken  []*Snapshot              // Take's latest answer
+	lentAt time.Time                // when Take lent them, or the previous one was released
+	joined map[uint32]time.Duration // per namespace, how long its latest snapshot was lent
+	ns     map[uint32]*nsState      // the loop's own (pollMu), as are the fields below
+	buf    []byte                   // receive buffer of every dump
 	todo   []uint32
 	stop   chan struct{}
 	done   chan struct{}
@@ -57,7 +59,7 @@ func NewPoller(proc string, period time.Duration) *Poller {
 		period = DefaultPeriod
 	}
 	return &Poller{proc: proc, period: period, want: map[uint32]bool{}, ready: map[uint32]*Snapshot{},
-		spare: map[uint32]*Snapshot{}, ns: map[uint32]*nsState{}}
+		spare: map[uint32]*Snapshot{}, ns: map[uint32]*nsState{}, joined: map[uint32]time.Duration{}}
 }
 
 // Watch adds a namespace (by inode) to those dumped; it reports false when
@@ -88,6 +90,7 @@ func (p *Poller) Take() []*Snapshot {
 	if len(p.ready) == 0 {
 		return nil
 	}
+	p.lentAt = time.Now()
 	for k, s := range p.ready {
 		s.lent = true
 		p.taken = append(p.taken, s)
@@ -97,14 +100,22 @@ func (p *Poller) Take() []*Snapshot {
 }
 
 // Release hands a snapshot from Take back to its poller for a later dump; it
-// must not be used after. Engine.Ledger releases the snapshots it joins.
+// must not be used after. Engine.Ledger releases the snapshots it joins,
+// each as soon as it is joined: the time a snapshot was lent counts, with
+// the dump's, in the wait before its namespace's next dump.
 func (s *Snapshot) Release() {
 	if s == nil || s.owner == nil {
 		return
 	}
-	s.owner.mu.Lock()
-	defer s.owner.mu.Unlock()
-	s.owner.release(s)
+	p := s.owner
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s.lent {
+		now := time.Now()
+		p.joined[s.Netns] = now.Sub(p.lentAt)
+		p.lentAt = now // snapshots taken together are joined one after another
+	}
+	p.release(s)
 }
 
 // release files a lent snapshot as its namespace's spare (mu held).
@@ -255,7 +266,10 @@ func (p *Poller) snapshot(ino uint32, st *nsState) *Snapshot {
 		st.h = nil
 	}
 	s.DumpTime = time.Since(start)
-	s.Period = max(p.period, dumpCost*s.DumpTime)
+	p.mu.Lock()
+	joined := p.joined[ino]
+	p.mu.Unlock()
+	s.Period = max(p.period, dumpCost*(s.DumpTime+joined))
 	st.due = start.Add(s.Period)
 	return s
 }
