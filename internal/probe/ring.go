@@ -19,6 +19,11 @@ import (
 // it once per publishEvery bytes and whenever the ring drains, and hands
 // out records as slices of the mapping.
 //
+// The data pages are mapped once, not twice in a row as the kernel offers
+// (and as ringbuf.Reader maps them): both mappings would count in the
+// tracer's resident memory, twice the ring's size. The few records that
+// run past the end of the data pages are copied out whole.
+//
 // It waits for data in epoll_pwait entered as a raw system call, which the
 // Go scheduler does not see: told of a blocking call, it would hand its one
 // P to another thread at every wait and wake its monitor thread, which then
@@ -29,7 +34,8 @@ import (
 type ring struct {
 	consPage, dataPages []byte
 	consPos, prodPos    *uintptr
-	data                []byte  // the data pages, mapped twice in a row
+	data                []byte  // the data pages
+	wrapped             []byte  // the latest record that ran past the end of data, copied
 	mask                uintptr // ring size - 1
 	pos                 uintptr // the next record's position
 	published           uintptr // the consumer position the kernel sees
@@ -55,7 +61,7 @@ func newRing(fd, size int) (*ring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mapping the ring buffer's consumer page: %w", err)
 	}
-	data, err := unix.Mmap(fd, int64(page), page+2*size, unix.PROT_READ, unix.MAP_SHARED)
+	data, err := unix.Mmap(fd, int64(page), page+size, unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
 		unix.Munmap(cons)
 		return nil, fmt.Errorf("mapping the ring buffer: %w", err)
@@ -127,7 +133,14 @@ func (r *ring) next(deadline time.Time) ([]byte, error) {
 		if hdr&ringDiscard != 0 {
 			continue
 		}
-		return r.data[start+ringHdrSize : start+ringHdrSize+n : start+ringHdrSize+n], nil
+		// The header is 8-aligned and never crosses the end; the data may.
+		from, size := start+ringHdrSize, uintptr(len(r.data))
+		if from+n <= size {
+			return r.data[from : from+n : from+n], nil
+		}
+		r.wrapped = append(r.wrapped[:0], r.data[from:]...)
+		r.wrapped = append(r.wrapped, r.data[:n-(size-from)]...)
+		return r.wrapped, nil
 	}
 }
 
