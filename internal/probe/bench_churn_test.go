@@ -16,12 +16,15 @@ package probe_test
 //     not build yet).
 //   - inprocess: probe.Open + events.Tracker in a goroutine rendering lines
 //     to io.Discard; its CPU is the reader thread's (RUSAGE_THREAD).
+//   - bpftrace:  the reference the targets were set against, a
+//     bpftrace one-liner printing each transition of the port to a file
+//     (skipped without bpftrace): it calibrates the workload.
 //
 // Metrics: conns/s untraced and traced and their ratio; ring-buffer drops and
 // recursion misses; tracer CPU-seconds per million events; in-kernel ns per
 // program run (BPF_STATS_RUN_TIME, held during one extra traced run after
 // the rounds, so the ratio does not pay for the statistics); tracer peak
-// RSS (binary only); delivered/expected events.
+// RSS (binary and bpftrace); delivered/expected events.
 //
 // Environment: TCPTRACE_BENCH_RUN (duration of one run), TCPTRACE_BENCH_WORKERS
 // (workload threads, default GOMAXPROCS), TCPTRACE_BENCH_HOSTNS=1 (skip the
@@ -53,6 +56,10 @@ func BenchmarkChurn(b *testing.B) {
 			})
 			b.Run("inprocess", func(b *testing.B) {
 				benchChurn(b, mode, &inprocTracer{})
+			})
+			b.Run("bpftrace", func(b *testing.B) {
+				bpftraceBinary(b)
+				benchChurn(b, mode, &bpftraceTracer{dir: b.TempDir()})
 			})
 		})
 	}
