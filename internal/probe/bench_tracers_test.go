@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,17 +76,11 @@ func programStats(id ebpf.ProgramID) (*ebpf.ProgramStats, error) {
 
 // binaryTracer runs the tcptrace binary: --json --port N > file.
 type binaryTracer struct {
-	bin      string
-	dir      string
-	cmd      *exec.Cmd
-	out      string
-	stderr   bytes.Buffer
-	prog     ebpf.ProgramID
-	cpu0     time.Duration
-	lines0   uint64
-	st0      *ebpf.ProgramStats
-	waitErr  error
-	exitedCh chan struct{}
+	bin  string
+	dir  string
+	proc tracerProcess
+	prog ebpf.ProgramID
+	st0  *ebpf.ProgramStats
 }
 
 var (
@@ -145,56 +138,22 @@ func countLines(path string) uint64 {
 
 func (t *binaryTracer) start(b *testing.B, e *churnEnv) {
 	before := findPrograms()
-	t.out = filepath.Join(t.dir, fmt.Sprintf("out-%d.jsonl", time.Now().UnixNano()))
-	f, err := os.Create(t.out)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
 	args := []string{"--json", "--port", strconv.Itoa(int(e.port))}
 	if extra := os.Getenv("TCPTRACE_BENCH_ARGS"); extra != "" {
 		args = append(args, strings.Fields(extra)...)
 	}
-	t.stderr.Reset()
-	t.cmd = exec.Command(t.bin, args...)
-	t.cmd.Stdout = f
-	t.cmd.Stderr = &t.stderr
-	if err := t.cmd.Start(); err != nil {
-		b.Fatalf("starting %s: %v", t.bin, err)
-	}
-	exited := make(chan struct{})
-	go func() { t.waitErr = t.cmd.Wait(); close(exited) }()
+	t.proc.name = "tcptrace"
+	t.proc.start(b, t.dir, t.bin, args...)
 	// Ready when its program is loaded and a probe connection shows up in
 	// its output.
-	deadline := time.Now().Add(15 * time.Second)
-	probeEnv := *e
-	probeEnv.workers, probeEnv.runFor = 1, 20*time.Millisecond
-	for t.prog == 0 || countLines(t.out) == 0 {
-		select {
-		case <-exited:
-			b.Fatalf("tcptrace exited early (%v): %s", t.waitErr, t.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			_ = t.cmd.Process.Kill()
-			<-exited
-			b.Fatalf("tcptrace not ready after 15s (program found: %v, output lines: %d): %s", t.prog != 0, countLines(t.out), t.stderr.String())
-		}
-		if t.prog == 0 {
-			for id := range findPrograms() {
-				if !before[id] {
-					t.prog = id
-				}
+	t.proc.ready(b, e, 15*time.Second, func() bool {
+		for id := range findPrograms() {
+			if !before[id] {
+				t.prog = id
 			}
-		} else {
-			probeEnv.run(clientClosesFirst)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond) // let the probe connections' output settle
-	t.exitedCh = exited
-	t.cpu0, _ = procCPU(t.cmd.Process.Pid)
-	t.lines0 = countLines(t.out)
+		return t.prog != 0
+	}, 0)
 	t.st0, _ = programStats(t.prog)
 }
 
@@ -204,23 +163,9 @@ func (t *binaryTracer) stop(b *testing.B) tracerResult {
 		r.runs = st.RunCount - t.st0.RunCount
 		r.runtime = st.Runtime - t.st0.Runtime
 	}
-	_ = t.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-t.exitedCh:
-	case <-time.After(30 * time.Second):
-		_ = t.cmd.Process.Kill()
-		<-t.exitedCh
-		b.Fatalf("tcptrace did not exit 30s after SIGINT: %s", t.stderr.String())
-	}
-	if t.waitErr != nil {
-		b.Fatalf("tcptrace: %v: %s", t.waitErr, t.stderr.String())
-	}
-	if ru, ok := t.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.cpu = time.Duration(syscall.TimevalToNsec(ru.Utime)+syscall.TimevalToNsec(ru.Stime)) - t.cpu0
-		r.maxRSS = ru.Maxrss << 10
-	}
+	r.cpu, r.maxRSS = t.proc.finish(b, true)
 	// Count transitions after the ready point; find the summary.
-	f, err := os.Open(t.out)
+	f, err := os.Open(t.proc.out)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -232,7 +177,7 @@ func (t *binaryTracer) stop(b *testing.B) tracerResult {
 	types := map[string]uint64{}
 	for sc.Scan() {
 		line++
-		if line <= t.lines0 {
+		if line <= t.proc.lines0 {
 			continue
 		}
 		var head struct {
@@ -263,7 +208,7 @@ func (t *binaryTracer) stop(b *testing.B) tracerResult {
 			b.Logf("summary: %v", summary)
 		}
 	}
-	_ = os.Remove(t.out)
+	_ = os.Remove(t.proc.out)
 	t.prog = 0
 	return r
 }

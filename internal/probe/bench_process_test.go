@@ -1,0 +1,95 @@
+package probe_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tracerProcess is a tracer run as a subprocess with its output in a file:
+// the tcptrace binary, or bpftrace.
+type tracerProcess struct {
+	name    string // in messages
+	cmd     *exec.Cmd
+	out     string
+	stderr  bytes.Buffer
+	exited  chan struct{}
+	waitErr error
+	cpu0    time.Duration // its CPU at the ready point
+	lines0  uint64        // output lines at the ready point
+}
+
+// start runs bin with args, its output in a new file of dir.
+func (p *tracerProcess) start(b *testing.B, dir, bin string, args ...string) {
+	p.out = filepath.Join(dir, fmt.Sprintf("%s-%d.out", p.name, time.Now().UnixNano()))
+	f, err := os.Create(p.out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	p.stderr.Reset()
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = f, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		b.Fatalf("starting %s: %v", p.name, err)
+	}
+	p.exited = make(chan struct{})
+	go func() { p.waitErr = p.cmd.Wait(); close(p.exited) }()
+}
+
+// ready waits, up to limit, until loaded reports its program loaded and
+// then until probe connections of e show as more than minLines lines of
+// output; it then notes the ready point.
+func (p *tracerProcess) ready(b *testing.B, e *churnEnv, limit time.Duration, loaded func() bool, minLines uint64) {
+	probeEnv := *e
+	probeEnv.workers, probeEnv.runFor = 1, 20*time.Millisecond
+	isLoaded := false
+	for deadline := time.Now().Add(limit); !isLoaded || countLines(p.out) <= minLines; time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-p.exited:
+			b.Fatalf("%s exited early (%v): %s", p.name, p.waitErr, p.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+			b.Fatalf("%s not ready after %v (program found: %v, output lines: %d): %s",
+				p.name, limit, isLoaded, countLines(p.out), p.stderr.String())
+		}
+		if !isLoaded {
+			isLoaded = loaded()
+		} else {
+			probeEnv.run(clientClosesFirst)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the probe connections' output settle
+	p.cpu0, _ = procCPU(p.cmd.Process.Pid)
+	p.lines0 = countLines(p.out)
+}
+
+// finish interrupts the process and waits for it, failing if it does not
+// exit within 30 s or (strict) exits with an error; it returns its CPU
+// since the ready point and its peak RSS.
+func (p *tracerProcess) finish(b *testing.B, strict bool) (cpu time.Duration, maxRSS int64) {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		b.Fatalf("%s did not exit 30s after SIGINT: %s", p.name, p.stderr.String())
+	}
+	if strict && p.waitErr != nil {
+		b.Fatalf("%s: %v: %s", p.name, p.waitErr, p.stderr.String())
+	}
+	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		cpu = time.Duration(syscall.TimevalToNsec(ru.Utime)+syscall.TimevalToNsec(ru.Stime)) - p.cpu0
+		maxRSS = ru.Maxrss << 10
+	}
+	return cpu, maxRSS
+}
