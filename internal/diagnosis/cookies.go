@@ -57,7 +57,8 @@ type cookieTable struct {
 // entry is a cookie of the index.
 type entry struct {
 	cookie uint64
-	ref    ref // 0: empty
+	ref    ref    // 0: empty
+	dist   uint32 // how far past its home it lies (in what was padding)
 }
 
 // ref packs a slot number (plus 1, so that 0 is none) and its owner's number.
@@ -131,9 +132,9 @@ func (t *cookieTable) home(cookie uint64) int {
 // first entry nearer its home than cookie would be.
 func (t *cookieTable) lookup(cookie uint64) (int, bool) {
 	mask := len(t.index) - 1
-	for i, d := t.home(cookie), 0; ; i, d = (i+1)&mask, d+1 {
+	for i, d := t.home(cookie), uint32(0); ; i, d = (i+1)&mask, d+1 {
 		e := &t.index[i]
-		if e.ref == 0 || (i-t.home(e.cookie))&mask < d {
+		if e.ref == 0 || e.dist < d {
 			return i, false
 		}
 		if e.cookie == cookie {
@@ -146,15 +147,17 @@ func (t *cookieTable) lookup(cookie uint64) (int, bool) {
 // from their homes, displacing the first nearer one, which goes on.
 func (t *cookieTable) insert(e entry) {
 	mask := len(t.index) - 1
-	for i, d := t.home(e.cookie), 0; ; i, d = (i+1)&mask, d+1 {
+	for i, d := t.home(e.cookie), uint32(0); ; i, d = (i+1)&mask, d+1 {
 		r := &t.index[i]
 		if r.ref == 0 {
+			e.dist = d
 			*r = e
 			t.n++
 			return
 		}
-		if rd := (i - t.home(r.cookie)) & mask; rd < d {
-			*r, e, d = e, *r, rd
+		if r.dist < d {
+			e.dist = d
+			*r, e, d = e, *r, r.dist
 		}
 	}
 }
@@ -163,8 +166,9 @@ func (t *cookieTable) insert(e entry) {
 // entries after it up to one at its home.
 func (t *cookieTable) remove(i int) {
 	mask := len(t.index) - 1
-	for j := (i + 1) & mask; t.index[j].ref != 0 && t.home(t.index[j].cookie) != j; j = (j + 1) & mask {
+	for j := (i + 1) & mask; t.index[j].ref != 0 && t.index[j].dist != 0; j = (j + 1) & mask {
 		t.index[i] = t.index[j]
+		t.index[i].dist--
 		i = j
 	}
 	t.index[i] = entry{}
