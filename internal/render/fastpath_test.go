@@ -104,3 +104,29 @@ func checkSame[K any](t *testing.T, same func(a, b *K) bool) {
 		}
 	}
 }
+
+// TestEndsOf: a connection object copies a transition's members from
+// "family" to "netns" only when each of their inputs is the connection's.
+func TestEndsOf(t *testing.T) {
+	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	k := jsonIdent{cookie: 7, family: 2, saddr: a, sport: 1, daddr: b, dport: 2, netns: 3, pid: 9}
+	base := events.Conn{Cookie: 7, Family: 2, Saddr: a, Sport: 1, Daddr: b, Dport: 2, Netns: 3}
+	if !k.endsOf(&base) {
+		t.Fatal("the same connection is not recognized")
+	}
+	for name, change := range map[string]func(c *events.Conn){
+		"cookie": func(c *events.Conn) { c.Cookie++ },
+		"family": func(c *events.Conn) { c.Family = 10 },
+		"saddr":  func(c *events.Conn) { c.Saddr = b },
+		"sport":  func(c *events.Conn) { c.Sport++ },
+		"daddr":  func(c *events.Conn) { c.Daddr = a },
+		"dport":  func(c *events.Conn) { c.Dport++ },
+		"netns":  func(c *events.Conn) { c.Netns++ },
+	} {
+		c := base
+		change(&c)
+		if k.endsOf(&c) {
+			t.Errorf("a change of %s goes unseen", name)
+		}
+	}
+}

@@ -91,7 +91,7 @@ func (j *JSON) Transition(t *events.Transition) {
 	seg := j.segs.slot(id.cookie)
 	if !seg.ok || !seg.key.same(&id) {
 		seg.key, seg.ok = id, true
-		seg.text = j.appendIdent(seg.text[:0], &id)
+		seg.text, seg.tail = j.appendIdent(seg.text[:0], &id)
 	}
 	b = append(b, seg.text...)
 	b = append(b, jsonOld[t.Old]...)
@@ -127,15 +127,25 @@ func (k *jsonIdent) same(o *jsonIdent) bool {
 		k.saddr == o.saddr && k.daddr == o.daddr
 }
 
-// appendIdent appends the members from "cookie" to "netns".
-func (j *JSON) appendIdent(b []byte, k *jsonIdent) []byte {
+// appendIdent appends the members from "cookie" to "netns", and returns
+// where those from "family" on start.
+func (j *JSON) appendIdent(b []byte, k *jsonIdent) ([]byte, int) {
 	b = appendNum(b, `,"cookie":`, k.cookie)
 	b = appendNum(b, `,"pid":`, uint64(k.pid))
 	b = appendComm(b, &k.comm)
 	if k.source != events.OwnerSyscall {
 		b = appendEnum(b, jsonSource, k.source, "owner_source", sourceName)
 	}
-	return j.appendEnds(b, k.family, k.saddr, k.sport, k.daddr, k.dport, k.netns)
+	tail := len(b)
+	return j.appendEnds(b, k.family, k.saddr, k.sport, k.daddr, k.dport, k.netns), tail
+}
+
+// endsOf reports whether k's members from "family" to "netns" are those of
+// connection c: its latest transition's, usually, which the connection
+// object then copies instead of formatting them again.
+func (k *jsonIdent) endsOf(c *events.Conn) bool {
+	return k.cookie == c.Cookie && k.sport == c.Sport && k.dport == c.Dport && k.netns == c.Netns &&
+		k.family == c.Family && k.saddr == c.Saddr && k.daddr == c.Daddr
 }
 
 // appendEnds appends the members from "family" to "netns".
@@ -163,7 +173,11 @@ func (j *JSON) Finished(c *events.Conn) {
 	b = appendComm(b, &c.Owner.Comm)
 	b = appendEnum(b, jsonSource, c.Owner.Source, "owner_source", sourceName)
 	b = appendEnum(b, jsonRole, c.Role, "role", roleName)
-	b = j.appendEnds(b, c.Family, c.Saddr, c.Sport, c.Daddr, c.Dport, c.Netns)
+	if seg := j.segs.slot(c.Cookie); seg.ok && seg.key.endsOf(c) {
+		b = append(b, seg.text[seg.tail:]...)
+	} else {
+		b = j.appendEnds(b, c.Family, c.Saddr, c.Sport, c.Daddr, c.Dport, c.Netns)
+	}
 	b = appendNum(b, `,"cgroup_id":`, c.CgroupID)
 	b = appendEnum(b, jsonCloser, c.Closer, "closer", closerName)
 	b = appendEnum(b, jsonEnd, c.End, "end", endName)

@@ -17,6 +17,7 @@ type segment[K any] struct {
 	key  K
 	ok   bool // key and text are set
 	text []byte
+	tail int // where a part of text that another line may reuse starts (JSON: "family")
 }
 
 // slot returns the segment that may hold the rendering for h (the
