@@ -72,9 +72,11 @@ func (p *tracerProcess) ready(b *testing.B, e *churnEnv, limit time.Duration, lo
 	p.lines0 = countLines(p.out)
 }
 
-// finish interrupts the process and waits for it, failing if it does not
-// exit within 30 s or (strict) exits with an error; it returns its CPU
-// since the ready point and its peak RSS.
+// finish interrupts the process and waits for it. Strict (tcptrace), it
+// fails if the process does not exit within 30 s or exits with an error;
+// otherwise (the reference) it kills a process still there after 30 s, as
+// bpftrace can be when its output is far behind at saturation. It returns
+// the process's CPU since the ready point and its peak RSS.
 func (p *tracerProcess) finish(b *testing.B, strict bool) (cpu time.Duration, maxRSS int64) {
 	_ = p.cmd.Process.Signal(os.Interrupt)
 	select {
@@ -82,7 +84,10 @@ func (p *tracerProcess) finish(b *testing.B, strict bool) (cpu time.Duration, ma
 	case <-time.After(30 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.exited
-		b.Fatalf("%s did not exit 30s after SIGINT: %s", p.name, p.stderr.String())
+		if strict {
+			b.Fatalf("%s did not exit 30s after SIGINT: %s", p.name, p.stderr.String())
+		}
+		b.Logf("%s did not exit 30s after SIGINT: killed", p.name)
 	}
 	if strict && p.waitErr != nil {
 		b.Fatalf("%s: %v: %s", p.name, p.waitErr, p.stderr.String())
