@@ -10,13 +10,6 @@ import (
 	"github.com/tcptrace/tcptrace/internal/ledger"
 )
 
-// endLog is a Reporter that logs the TIME_WAIT ends.
-type endLog struct{ got []string }
-
-func (r *endLog) Warning(*Warning)           {}
-func (r *endLog) Failed(*FailedNotice)       {}
-func (r *endLog) TimeWaitEnd(e *TimeWaitEnd) { r.got = append(r.got, fmt.Sprintf("%+v", *e)) }
-
 // TestJoinSameAsPlain feeds two engines the same churn and snapshots, one
 // joining them looking every socket up, and compares what they make of
 // them: the ends reported (in order), the counts per peer and owner, the
@@ -24,7 +17,7 @@ func (r *endLog) TimeWaitEnd(e *TimeWaitEnd) { r.got = append(r.got, fmt.Sprintf
 // past its bound, finishes some sockets twice, and the snapshots (in a
 // stable hash order) lose runs of sockets, repeat some and swap some.
 func TestJoinSameAsPlain(t *testing.T) {
-	var outA, outB endLog
+	var outA, outB ends
 	a, b := New(Options{Out: &outA}), New(Options{Out: &outB})
 	b.plain = true
 	next := xorshift()
@@ -105,7 +98,7 @@ func TestJoinSameAsPlain(t *testing.T) {
 }
 
 // sameJoin compares what engines a and b made of their latest snapshots of netns.
-func sameJoin(a, b *Engine, netns uint32, outA, outB *endLog) error {
+func sameJoin(a, b *Engine, netns uint32, outA, outB *ends) error {
 	if !slices.Equal(outA.got, outB.got) {
 		return fmt.Errorf("ends %d, want %d", len(outA.got), len(outB.got))
 	}
