@@ -20,7 +20,7 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultRingSize     = 4 << 20 // ~55k records: their mapping counts twice in RSS
+	DefaultRingSize     = 4 << 20 // ~55k records, all of them in RSS once the ring has wrapped
 	DefaultPollInterval = 50 * time.Millisecond
 )
 
