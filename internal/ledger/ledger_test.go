@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -206,6 +208,40 @@ func TestPollerJoinCost(t *testing.T) {
 	}
 	if min := dumpCost * (s[0].DumpTime + 20*time.Millisecond); s[0].Period < min {
 		t.Errorf("period %v after a dump of %v and a join of 20ms, want at least %v", s[0].Period, s[0].DumpTime, min)
+	}
+}
+
+// TestPollerSharedBudget watches two namespaces: the ledger's budget is
+// one for both, so a dump waits dumpCost times both namespaces' dumps.
+func TestPollerSharedBudget(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	a, b := NewBenchNetns(t, 1000), NewBenchNetns(t, 200)
+	// A /proc stand-in naming both: self is a, process "1" is in b.
+	proc := t.TempDir()
+	for dir, target := range map[string]string{"self": a.Path, "1": b.Path} {
+		if err := os.MkdirAll(filepath.Join(proc, dir, "ns"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(proc, dir, "ns", "net")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := NewPoller(proc, time.Microsecond)
+	t.Cleanup(p.Close)
+	p.Watch(a.Ino)
+	p.Watch(b.Ino)
+	p.PollOnce()
+	p.PollOnce()
+	s := p.Take()
+	if len(s) != 2 || s[0].Err != nil || s[1].Err != nil {
+		t.Fatalf("%d snapshots, errors %v", len(s), []error{s[0].Err, s[len(s)-1].Err})
+	}
+	if s[0].Time > s[1].Time {
+		s[0], s[1] = s[1], s[0]
+	}
+	if want := dumpCost * (s[0].DumpTime + s[1].DumpTime); s[1].Period != want {
+		t.Errorf("netns %d's period %v after dumps of %v (netns %d) and %v, want %v",
+			s[1].Netns, s[1].Period, s[0].DumpTime, s[0].Netns, s[1].DumpTime, want)
 	}
 }
 

@@ -16,7 +16,7 @@ const (
 	DefaultPeriod = time.Second     // between dumps
 	sysctlEvery   = 10              // dumps between sysctl reads
 	retryAfter    = 5 * time.Second // before looking for a lost namespace again
-	dumpCost      = 100             // a dump that took D, whose predecessor was joined in J, waits max(period, dumpCost×(D+J)) for the next: ≤ 1% of a CPU
+	dumpCost      = 100             // a namespace's next dump waits max(period, dumpCost×ΣD+J), the sum of every watched namespace's latest dump D and join J: ≤ 1% of a CPU in all
 )
 
 // The kernel's default ip_local_port_range.
@@ -31,6 +31,7 @@ type nsState struct {
 	due     time.Time // no dump before
 	failed  time.Time
 	err     error
+	cost    time.Duration // its latest dump and its predecessor's join
 }
 
 // Poller dumps the watched namespaces' tables at a period, in the background.
@@ -269,7 +270,17 @@ func (p *Poller) snapshot(ino uint32, st *nsState) *Snapshot {
 	p.mu.Lock()
 	joined := p.joined[ino]
 	p.mu.Unlock()
-	s.Period = max(p.period, dumpCost*(s.DumpTime+joined))
+	// One budget for all namespaces: each dump walks the kernel's whole
+	// connection table (namespaces share it), so N namespaces on a
+	// budget each would cost N times as much.
+	st.cost = s.DumpTime + joined
+	var cost time.Duration
+	for _, ns := range p.todo {
+		if o := p.ns[ns]; o != nil {
+			cost += o.cost
+		}
+	}
+	s.Period = max(p.period, dumpCost*cost)
 	st.due = start.Add(s.Period)
 	return s
 }

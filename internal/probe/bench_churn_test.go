@@ -19,6 +19,10 @@ package probe_test
 //   - bpftrace:  the reference the targets were set against, a
 //     bpftrace one-liner printing each transition of the port to a file
 //     (skipped without bpftrace): it calibrates the workload.
+//   - reader:    probe.Open and a reader that decodes each record and
+//     nothing more: the kernel program's cost with almost no userspace.
+//   - floor:     the cheapest possible tracer, a clock read and an 8-byte
+//     record per transition, drained and discarded: the loop's ceiling.
 //
 // Metrics: conns/s untraced and traced and their ratio; ring-buffer drops and
 // recursion misses; tracer CPU-seconds per million events; in-kernel ns per
@@ -56,6 +60,12 @@ func BenchmarkChurn(b *testing.B) {
 			})
 			b.Run("inprocess", func(b *testing.B) {
 				benchChurn(b, mode, &inprocTracer{})
+			})
+			b.Run("reader", func(b *testing.B) {
+				benchChurn(b, mode, &inprocTracer{readerOnly: true})
+			})
+			b.Run("floor", func(b *testing.B) {
+				benchChurn(b, mode, &floorTracer{})
 			})
 			b.Run("bpftrace", func(b *testing.B) {
 				bpftraceBinary(b)
