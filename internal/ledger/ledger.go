@@ -49,7 +49,7 @@ type Snapshot struct {
 	Truncated bool              // a bound was hit: counts are lower bounds
 	Err       error             // why the namespace could not be read
 	DumpTime  time.Duration     // wall time the dump took
-	Period    time.Duration     // wait before the namespace's next dump: max(period, 100×(DumpTime + the previous snapshot's join))
+	Period    time.Duration     // wait before the namespace's next dump: max(period, 200×(every watched namespace's latest DumpTime + its previous snapshot's join))
 
 	owner   *Poller // nil when not the poller's
 	lent    bool    // handed out by Take, not yet released

@@ -16,7 +16,7 @@ const (
 	DefaultPeriod = time.Second     // between dumps
 	sysctlEvery   = 10              // dumps between sysctl reads
 	retryAfter    = 5 * time.Second // before looking for a lost namespace again
-	dumpCost      = 100             // a namespace's next dump waits max(period, dumpCost×ΣD+J), the sum of every watched namespace's latest dump D and join J: ≤ 1% of a CPU in all
+	dumpCost      = 200             // a namespace's next dump waits max(period, dumpCost×ΣD+J), the sum of every watched namespace's latest dump D and join J: ≤ 0.5% of a CPU in all
 )
 
 // The kernel's default ip_local_port_range.
