@@ -14,13 +14,16 @@ package probe_test
 //   - binary:    the real tcptrace (--json --port N > file) as a subprocess;
 //     $TCPTRACE_BIN, or built from ../../cmd/tcptrace (skipped if it does
 //     not build yet).
-//   - inprocess: probe.Open + events.Tracker in a goroutine rendering lines
-//     to io.Discard; its CPU is the reader thread's (RUSAGE_THREAD).
 //   - bpftrace:  the reference the targets were set against, a
 //     bpftrace one-liner printing each transition of the port to a file
 //     (skipped without bpftrace): it calibrates the workload.
-//   - reader:    probe.Open and a reader that decodes each record and
-//     nothing more: the kernel program's cost with almost no userspace.
+//
+// Every tracer runs in a process of its own (the floor's reader excepted:
+// it sleeps between drains), as a reader in the workload's process would
+// hold one of its Ps while parked in the raw epoll wait and slow the loops.
+//   - reader:    a process of its own (this test binary, re-run) that opens
+//     the probe and decodes each record, nothing more: tcptrace's kernel
+//     program and ring reader with almost none of its userspace.
 //   - floor:     the cheapest possible tracer, a clock read and an 8-byte
 //     record per transition, drained and discarded: the loop's ceiling.
 //
@@ -58,11 +61,8 @@ func BenchmarkChurn(b *testing.B) {
 				bin := tcptraceBinary(b)
 				benchChurn(b, mode, &binaryTracer{bin: bin, dir: b.TempDir()})
 			})
-			b.Run("inprocess", func(b *testing.B) {
-				benchChurn(b, mode, &inprocTracer{})
-			})
 			b.Run("reader", func(b *testing.B) {
-				benchChurn(b, mode, &inprocTracer{readerOnly: true})
+				benchChurn(b, mode, &readerTracer{dir: b.TempDir()})
 			})
 			b.Run("floor", func(b *testing.B) {
 				benchChurn(b, mode, &floorTracer{})

@@ -14,7 +14,8 @@ import (
 // tracerProcess is a tracer run as a subprocess with its output in a file:
 // the tcptrace binary, or bpftrace.
 type tracerProcess struct {
-	name    string // in messages
+	name    string   // in messages
+	env     []string // added to this process's environment
 	cmd     *exec.Cmd
 	out     string
 	stderr  bytes.Buffer
@@ -34,6 +35,9 @@ func (p *tracerProcess) start(b *testing.B, dir, bin string, args ...string) {
 	defer f.Close()
 	p.stderr.Reset()
 	p.cmd = exec.Command(bin, args...)
+	if p.env != nil {
+		p.cmd.Env = append(os.Environ(), p.env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = f, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		b.Fatalf("starting %s: %v", p.name, err)

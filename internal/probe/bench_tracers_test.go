@@ -1,19 +1,16 @@
 package probe_test
 
-// The tracers BenchmarkChurn measures: the tcptrace binary and the probe
-// with the tracker in-process.
+// The tracer interface of BenchmarkChurn and its main tracer, the tcptrace
+// binary (the reference, reader and floor tracers have files of their own).
 
 import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,13 +18,9 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
-
-	"github.com/tcptrace/tcptrace/internal/events"
-	"github.com/tcptrace/tcptrace/internal/probe"
 )
 
-// tracer is a running tcptrace under measurement.
+// tracer is a tracer under measurement.
 type tracer interface {
 	start(b *testing.B, e *churnEnv) // load, attach, be ready for the workload
 	stop(b *testing.B) tracerResult  // drain, detach, report
@@ -256,112 +249,4 @@ func lostCounts(m map[string]any) (ring, rec uint64) {
 	}
 	walk("", m)
 	return ring, rec
-}
-
-// inprocTracer runs probe + tracker in this process, rendering to io.Discard.
-type inprocTracer struct {
-	readerOnly bool // only read the ring: the kernel program's cost alone
-	p          *probe.Probe
-	done       chan tracerResult
-	st0r       uint64
-	st0t       time.Duration
-	l0         events.Losses
-}
-
-// lineSink renders transitions as text lines, roughly the work of a view.
-type lineSink struct {
-	w   *bufio.Writer
-	buf []byte
-}
-
-func (s *lineSink) Transition(t *events.Transition) {
-	ev := t.Event
-	b := s.buf[:0]
-	b = append(b, `{"type":"transition","time":`...)
-	b = strconv.AppendUint(b, ev.Time, 10)
-	b = append(b, `,"cookie":`...)
-	b = strconv.AppendUint(b, ev.Cookie, 10)
-	b = append(b, `,"pid":`...)
-	b = strconv.AppendUint(b, uint64(ev.PID), 10)
-	b = append(b, `,"comm":"`...)
-	b = append(b, bytes.TrimRight(ev.Comm[:], "\x00")...)
-	b = append(b, `","saddr":"`...)
-	b = ev.Saddr.AppendTo(b)
-	b = append(b, `","sport":`...)
-	b = strconv.AppendUint(b, uint64(ev.Sport), 10)
-	b = append(b, `,"daddr":"`...)
-	b = ev.Daddr.AppendTo(b)
-	b = append(b, `","dport":`...)
-	b = strconv.AppendUint(b, uint64(ev.Dport), 10)
-	b = append(b, `,"old":"`...)
-	b = append(b, t.Old.String()...)
-	b = append(b, `","new":"`...)
-	b = append(b, t.Shown().String()...)
-	b = append(b, `","in_old_ns":`...)
-	b = strconv.AppendInt(b, t.InOld, 10)
-	b = append(b, "}\n"...)
-	s.buf = b
-	_, _ = s.w.Write(b)
-}
-func (s *lineSink) Finished(*events.Conn) {}
-func (s *lineSink) Loss(*events.Event)    {}
-
-func (t *inprocTracer) start(b *testing.B, e *churnEnv) {
-	p, err := probe.Open(probe.Options{Filter: probe.Filter{Port: e.port}})
-	if err != nil {
-		b.Fatalf("probe.Open: %v", err)
-	}
-	t.p = p
-	t.st0r, t.st0t, _ = p.ProgramStats()
-	t.l0, _ = p.Losses()
-	t.done = make(chan tracerResult, 1)
-	started := make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		var ru0, ru1 unix.Rusage
-		_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru0)
-		close(started)
-		sink := &lineSink{w: bufio.NewWriterSize(io.Discard, 64<<10)}
-		tr := events.NewTracker(sink, nil, 0)
-		var ev events.Event
-		var r tracerResult
-		for {
-			err := p.Next(&ev)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				b.Errorf("probe.Next: %v", err)
-				break
-			}
-			if !t.readerOnly {
-				tr.Observe(&ev)
-			} else {
-				r.events++
-			}
-		}
-		_ = sink.w.Flush()
-		_ = unix.Getrusage(unix.RUSAGE_THREAD, &ru1)
-		if !t.readerOnly {
-			r.events = tr.Stats().Events
-		}
-		r.cpu = time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano() + ru1.Stime.Nano() - ru0.Stime.Nano())
-		t.done <- r
-	}()
-	<-started
-}
-
-func (t *inprocTracer) stop(b *testing.B) tracerResult {
-	runs, rt, _ := t.p.ProgramStats()
-	_ = t.p.Stop()
-	r := <-t.done
-	r.runs, r.runtime = runs-t.st0r, rt-t.st0t
-	if l, err := t.p.Losses(); err == nil {
-		r.ring, r.recursion = l.Ring-t.l0.Ring, l.Recursion-t.l0.Recursion
-	}
-	if err := t.p.Close(); err != nil {
-		b.Errorf("probe.Close: %v", err)
-	}
-	return r
 }

@@ -1,0 +1,150 @@
+package probe_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/probe"
+)
+
+// readerPortEnv makes this test binary the reader variant's process.
+const readerPortEnv = "TCPTRACE_BENCH_READER_PORT"
+
+// readerLines is how many events the reader process prints, one line
+// each, so that its readiness shows; it only counts the rest.
+const readerLines = 64
+
+// readerSummary is the reader process's last line.
+const readerSummary = "events %d ring %d recursion %d"
+
+func TestMain(m *testing.M) {
+	if port := os.Getenv(readerPortEnv); port != "" {
+		os.Exit(readerMain(port))
+	}
+	os.Exit(m.Run())
+}
+
+// readerMain traces the port as tcptrace does (one P, its probe and ring
+// reader) but only decodes the records. On SIGUSR1 it prints "mark N", the
+// events so far; on SIGINT readerSummary, and returns.
+func readerMain(port string) int {
+	runtime.GOMAXPROCS(1)
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", readerPortEnv, err)
+		return 2
+	}
+	p, err := probe.Open(probe.Options{Filter: probe.Filter{Port: uint16(n)}})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "opening the probe: %+v\n", err)
+		return 1
+	}
+	defer p.Close()
+	var count atomic.Uint64
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGUSR1)
+	go func() {
+		for s := range sig {
+			if s == syscall.SIGUSR1 {
+				fmt.Printf("mark %d\n", count.Load())
+				continue
+			}
+			_ = p.Stop()
+			return
+		}
+	}()
+	var ev events.Event
+	for {
+		err := p.Next(&ev)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "reading the ring: %v\n", err)
+			return 1
+		}
+		if count.Add(1) <= readerLines {
+			fmt.Println("event")
+		}
+	}
+	l, err := p.Losses()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "reading the loss counters: %v\n", err)
+		return 1
+	}
+	fmt.Printf(readerSummary+"\n", count.Load(), l.Ring, l.Recursion)
+	return 0
+}
+
+// readerTracer runs the reader process: tcptrace's kernel side and ring
+// reader with almost none of its userspace.
+type readerTracer struct {
+	dir  string
+	proc tracerProcess
+	prog ebpf.ProgramID
+	st0  *ebpf.ProgramStats
+	mark uint64 // events the process had read at the ready point
+}
+
+func (t *readerTracer) start(b *testing.B, e *churnEnv) {
+	before := findPrograms()
+	t.proc.name = "reader"
+	t.proc.env = []string{readerPortEnv + "=" + strconv.Itoa(int(e.port))}
+	t.proc.start(b, t.dir, os.Args[0], "-test.run", "^$")
+	t.proc.ready(b, e, 15*time.Second, func() bool {
+		for id := range findPrograms() {
+			if !before[id] {
+				t.prog = id
+			}
+		}
+		return t.prog != 0
+	}, 0)
+	// The events before the workload, from the process itself: it
+	// prints only the first few.
+	_ = t.proc.cmd.Process.Signal(syscall.SIGUSR1)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		raw, _ := os.ReadFile(t.proc.out)
+		if i := bytes.Index(raw, []byte("mark ")); i >= 0 && bytes.IndexByte(raw[i:], '\n') > 0 {
+			if _, err := fmt.Sscanf(string(raw[i:]), "mark %d", &t.mark); err != nil {
+				b.Fatalf("reader: %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("reader: no mark line 5s after SIGUSR1: %s", t.proc.stderr.String())
+		}
+	}
+	t.st0, _ = programStats(t.prog)
+}
+
+func (t *readerTracer) stop(b *testing.B) tracerResult {
+	var r tracerResult
+	if st, err := programStats(t.prog); err == nil && t.st0 != nil {
+		r.runs = st.RunCount - t.st0.RunCount
+		r.runtime = st.Runtime - t.st0.Runtime
+	}
+	r.cpu, r.maxRSS = t.proc.finish(b, true)
+	raw, _ := os.ReadFile(t.proc.out)
+	_ = os.Remove(t.proc.out)
+	lines := bytes.Split(bytes.TrimSpace(raw), []byte{'\n'})
+	var total uint64
+	if _, err := fmt.Sscanf(string(lines[len(lines)-1]), readerSummary, &total, &r.ring, &r.recursion); err != nil {
+		b.Fatalf("reader: no summary line (%v): %q", err, lines[len(lines)-1])
+	}
+	r.events = total - t.mark
+	t.prog = 0
+	return r
+}
