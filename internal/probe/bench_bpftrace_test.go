@@ -55,6 +55,7 @@ func (t *bpftraceTracer) stop(b *testing.B) tracerResult {
 	t.prog.Close()
 	t.prog = nil
 	r.cpu, r.maxRSS = t.proc.finish(b, false)
+	r.startup = t.proc.cpu0
 	raw, _ := os.ReadFile(t.proc.out)
 	for i, l := range bytes.Split(raw, []byte{'\n'}) {
 		if uint64(i) >= t.proc.lines0 && bytes.Contains(l, []byte{'>'}) {

@@ -28,10 +28,13 @@ package probe_test
 //     record per transition, drained and discarded: the loop's ceiling.
 //
 // Metrics: conns/s untraced and traced and their ratio; ring-buffer drops and
-// recursion misses; tracer CPU-seconds per million events; in-kernel ns per
-// program run (BPF_STATS_RUN_TIME, held during one extra traced run after
-// the rounds, so the ratio does not pay for the statistics); tracer peak
-// RSS (binary and bpftrace); delivered/expected events.
+// recursion misses; tracer CPU-seconds per million events, from the ready
+// point (its start-up done: see tracerProcess.ready) to its exit; the most
+// CPU one start-up took, which grows with the TIME_WAIT sockets earlier
+// rounds left in the namespace; in-kernel ns per program run
+// (BPF_STATS_RUN_TIME, held during one extra traced run after the rounds,
+// so the ratio does not pay for the statistics); tracer peak RSS (the
+// subprocesses); delivered/expected events.
 //
 // Environment: TCPTRACE_BENCH_RUN (duration of one run), TCPTRACE_BENCH_WORKERS
 // (workload threads, default GOMAXPROCS), TCPTRACE_BENCH_HOSTNS=1 (skip the
@@ -115,6 +118,7 @@ func benchChurn(b *testing.B, mode closeMode, tc tracer) {
 			tot.ring += tr.ring
 			tot.recursion += tr.recursion
 			tot.maxRSS = max(tot.maxRSS, tr.maxRSS)
+			tot.startup = max(tot.startup, tr.startup)
 		}
 		ratios = append(ratios, tRound/uRound)
 	}
@@ -147,6 +151,9 @@ func benchChurn(b *testing.B, mode closeMode, tc tracer) {
 	}
 	if tot.runs > 0 {
 		b.ReportMetric(float64(tot.runtime.Nanoseconds())/float64(tot.runs), "kernel-ns/event")
+	}
+	if tot.startup > 0 { // not per event: once per start, before the workload
+		b.ReportMetric(tot.startup.Seconds()*1e3, "max-startup-CPU-ms")
 	}
 	if tot.maxRSS > 0 {
 		b.ReportMetric(float64(tot.maxRSS)/(1<<20), "peak-RSS-MiB")

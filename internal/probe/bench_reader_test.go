@@ -137,6 +137,7 @@ func (t *readerTracer) stop(b *testing.B) tracerResult {
 		r.runtime = st.Runtime - t.st0.Runtime
 	}
 	r.cpu, r.maxRSS = t.proc.finish(b, true)
+	r.startup = t.proc.cpu0
 	raw, _ := os.ReadFile(t.proc.out)
 	_ = os.Remove(t.proc.out)
 	lines := bytes.Split(bytes.TrimSpace(raw), []byte{'\n'})

@@ -34,6 +34,7 @@ type tracerResult struct {
 	runs      uint64        // program runs (bpf stats)
 	runtime   time.Duration // program run time (bpf stats)
 	maxRSS    int64         // peak RSS in bytes, 0 when unknown
+	startup   time.Duration // tracer CPU before the workload: loading, self-test, first table dumps
 }
 
 // findPrograms returns the IDs of loaded programs named like ours (the
@@ -176,6 +177,7 @@ func (t *binaryTracer) stop(b *testing.B) tracerResult {
 		r.runtime = st.Runtime - t.st0.Runtime
 	}
 	r.cpu, r.maxRSS = t.proc.finish(b, true)
+	r.startup = t.proc.cpu0
 	// Count transitions after the ready point; find the summary.
 	f, err := os.Open(t.proc.out)
 	if err != nil {
