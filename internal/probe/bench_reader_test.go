@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/probe"
 )
@@ -93,25 +91,14 @@ func readerMain(port string) int {
 // reader with almost none of its userspace.
 type readerTracer struct {
 	dir  string
-	proc tracerProcess
-	prog ebpf.ProgramID
-	st0  *ebpf.ProgramStats
 	mark uint64 // events the process had read at the ready point
+	ourProcess
 }
 
 func (t *readerTracer) start(b *testing.B, e *churnEnv) {
-	before := findPrograms()
 	t.proc.name = "reader"
 	t.proc.env = []string{readerPortEnv + "=" + strconv.Itoa(int(e.port))}
-	t.proc.start(b, t.dir, os.Args[0], "-test.run", "^$")
-	t.proc.ready(b, e, 15*time.Second, func() bool {
-		for id := range findPrograms() {
-			if !before[id] {
-				t.prog = id
-			}
-		}
-		return t.prog != 0
-	}, 0)
+	t.launch(b, e, t.dir, os.Args[0], "-test.run", "^$")
 	// The events before the workload, from the process itself: it
 	// prints only the first few.
 	_ = t.proc.cmd.Process.Signal(syscall.SIGUSR1)
@@ -127,17 +114,10 @@ func (t *readerTracer) start(b *testing.B, e *churnEnv) {
 			b.Fatalf("reader: no mark line 5s after SIGUSR1: %s", t.proc.stderr.String())
 		}
 	}
-	t.st0, _ = programStats(t.prog)
 }
 
 func (t *readerTracer) stop(b *testing.B) tracerResult {
-	var r tracerResult
-	if st, err := programStats(t.prog); err == nil && t.st0 != nil {
-		r.runs = st.RunCount - t.st0.RunCount
-		r.runtime = st.Runtime - t.st0.Runtime
-	}
-	r.cpu, r.maxRSS = t.proc.finish(b, true)
-	r.startup = t.proc.cpu0
+	r := t.end(b)
 	raw, _ := os.ReadFile(t.proc.out)
 	_ = os.Remove(t.proc.out)
 	lines := bytes.Split(bytes.TrimSpace(raw), []byte{'\n'})
@@ -146,6 +126,5 @@ func (t *readerTracer) stop(b *testing.B) tracerResult {
 		b.Fatalf("reader: no summary line (%v): %q", err, lines[len(lines)-1])
 	}
 	r.events = total - t.mark
-	t.prog = 0
 	return r
 }

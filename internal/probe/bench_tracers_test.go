@@ -68,13 +68,49 @@ func programStats(id ebpf.ProgramID) (*ebpf.ProgramStats, error) {
 	return p.Stats()
 }
 
-// binaryTracer runs the tcptrace binary: --json --port N > file.
-type binaryTracer struct {
-	bin  string
-	dir  string
+// ourProcess is a subprocess running tcptrace's BPF program: the binary,
+// or the reader.
+type ourProcess struct {
 	proc tracerProcess
 	prog ebpf.ProgramID
-	st0  *ebpf.ProgramStats
+	st0  *ebpf.ProgramStats // its program's statistics at the ready point
+}
+
+// launch starts bin and waits until its program is loaded and a probe
+// connection shows up in its output.
+func (o *ourProcess) launch(b *testing.B, e *churnEnv, dir, bin string, args ...string) {
+	before := findPrograms()
+	o.proc.start(b, dir, bin, args...)
+	o.proc.ready(b, e, 15*time.Second, func() bool {
+		for id := range findPrograms() {
+			if !before[id] {
+				o.prog = id
+			}
+		}
+		return o.prog != 0
+	}, 0)
+	o.st0, _ = programStats(o.prog)
+}
+
+// end interrupts the process and returns its program's runs, its CPU,
+// peak RSS and start-up; the output is still to be read.
+func (o *ourProcess) end(b *testing.B) tracerResult {
+	var r tracerResult
+	if st, err := programStats(o.prog); err == nil && o.st0 != nil {
+		r.runs = st.RunCount - o.st0.RunCount
+		r.runtime = st.Runtime - o.st0.Runtime
+	}
+	r.cpu, r.maxRSS = o.proc.finish(b, true)
+	r.startup = o.proc.cpu0
+	o.prog = 0
+	return r
+}
+
+// binaryTracer runs the tcptrace binary: --json --port N > file.
+type binaryTracer struct {
+	bin string
+	dir string
+	ourProcess
 }
 
 var (
@@ -150,34 +186,16 @@ func countLines(path string) uint64 {
 }
 
 func (t *binaryTracer) start(b *testing.B, e *churnEnv) {
-	before := findPrograms()
 	args := []string{"--json", "--port", strconv.Itoa(int(e.port))}
 	if extra := os.Getenv("TCPTRACE_BENCH_ARGS"); extra != "" {
 		args = append(args, strings.Fields(extra)...)
 	}
 	t.proc.name = "tcptrace"
-	t.proc.start(b, t.dir, t.bin, args...)
-	// Ready when its program is loaded and a probe connection shows up in
-	// its output.
-	t.proc.ready(b, e, 15*time.Second, func() bool {
-		for id := range findPrograms() {
-			if !before[id] {
-				t.prog = id
-			}
-		}
-		return t.prog != 0
-	}, 0)
-	t.st0, _ = programStats(t.prog)
+	t.launch(b, e, t.dir, t.bin, args...)
 }
 
 func (t *binaryTracer) stop(b *testing.B) tracerResult {
-	var r tracerResult
-	if st, err := programStats(t.prog); err == nil && t.st0 != nil {
-		r.runs = st.RunCount - t.st0.RunCount
-		r.runtime = st.Runtime - t.st0.Runtime
-	}
-	r.cpu, r.maxRSS = t.proc.finish(b, true)
-	r.startup = t.proc.cpu0
+	r := t.end(b)
 	// Count transitions after the ready point; find the summary.
 	f, err := os.Open(t.proc.out)
 	if err != nil {
@@ -223,7 +241,6 @@ func (t *binaryTracer) stop(b *testing.B) tracerResult {
 		}
 	}
 	_ = os.Remove(t.proc.out)
-	t.prog = 0
 	return r
 }
 
