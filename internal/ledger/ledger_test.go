@@ -233,8 +233,11 @@ func TestPollerSharedBudget(t *testing.T) {
 	p.PollOnce()
 	p.PollOnce()
 	s := p.Take()
-	if len(s) != 2 || s[0].Err != nil || s[1].Err != nil {
-		t.Fatalf("%d snapshots, errors %v", len(s), []error{s[0].Err, s[len(s)-1].Err})
+	if len(s) != 2 {
+		t.Fatalf("%d snapshots, want 2", len(s))
+	}
+	if s[0].Err != nil || s[1].Err != nil {
+		t.Fatalf("snapshot errors: %v, %v", s[0].Err, s[1].Err)
 	}
 	if s[0].Time > s[1].Time {
 		s[0], s[1] = s[1], s[0]

@@ -14,6 +14,11 @@ package probe_test
 //   - binary:    the real tcptrace (--json --port N > file) as a subprocess;
 //     $TCPTRACE_BIN, or built from ../../cmd/tcptrace (skipped if it does
 //     not build yet).
+//   - reader:    a process of its own (this test binary, re-run) that opens
+//     the probe and decodes each record, nothing more: tcptrace's kernel
+//     program and ring reader with almost none of its userspace.
+//   - floor:     the cheapest possible tracer, a clock read and an 8-byte
+//     record per transition, drained and discarded: the loop's ceiling.
 //   - bpftrace:  the reference the targets were set against, a
 //     bpftrace one-liner printing each transition of the port to a file
 //     (skipped without bpftrace): it calibrates the workload.
@@ -21,17 +26,11 @@ package probe_test
 // Every tracer runs in a process of its own (the floor's reader excepted:
 // it sleeps between drains), as a reader in the workload's process would
 // hold one of its Ps while parked in the raw epoll wait and slow the loops.
-//   - reader:    a process of its own (this test binary, re-run) that opens
-//     the probe and decodes each record, nothing more: tcptrace's kernel
-//     program and ring reader with almost none of its userspace.
-//   - floor:     the cheapest possible tracer, a clock read and an 8-byte
-//     record per transition, drained and discarded: the loop's ceiling.
 //
 // Metrics: conns/s untraced and traced and their ratio; ring-buffer drops and
 // recursion misses; tracer CPU-seconds per million events, from the ready
 // point (its start-up done: see tracerProcess.ready) to its exit; the most
-// CPU one start-up took, which grows with the TIME_WAIT sockets earlier
-// rounds left in the namespace; in-kernel ns per program run
+// CPU one start-up took; in-kernel ns per program run
 // (BPF_STATS_RUN_TIME, held during one extra traced run after the rounds,
 // so the ratio does not pay for the statistics); tracer peak RSS (the
 // subprocesses); delivered/expected events.

@@ -12,7 +12,7 @@ import (
 )
 
 // tracerProcess is a tracer run as a subprocess with its output in a file:
-// the tcptrace binary, or bpftrace.
+// the tcptrace binary, the reader, or bpftrace.
 type tracerProcess struct {
 	name    string   // in messages
 	env     []string // added to this process's environment
@@ -72,10 +72,9 @@ func (p *tracerProcess) ready(b *testing.B, e *churnEnv, limit time.Duration, lo
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // let the probe connections' output settle
-	// Then let its start-up finish: tcptrace's first TIME_WAIT table dump
-	// of the namespace, and its join, cover every socket earlier rounds
-	// left there (hundreds of thousands), once per start. The workload is
-	// measured from the first 100 ms in which the tracer used under 5 ms.
+	// Then let its start-up finish (loading, the self-test, tcptrace's
+	// first TIME_WAIT table dumps and joins): the workload is measured
+	// from the first 100 ms in which the tracer used under 5 ms.
 	p.cpu0, _ = procCPU(p.cmd.Process.Pid)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
