@@ -48,10 +48,8 @@ func (t *bpftraceTracer) start(b *testing.B, e *churnEnv) {
 
 func (t *bpftraceTracer) stop(b *testing.B) tracerResult {
 	var r tracerResult
-	if st, err := t.prog.Stats(); err == nil && t.st0 != nil {
-		r.runs, r.runtime = st.RunCount-t.st0.RunCount, st.Runtime-t.st0.Runtime
-		r.recursion = st.RecursionMisses - t.st0.RecursionMisses
-	}
+	st, _ := t.prog.Stats()
+	r.runs, r.runtime, r.recursion = statsSince(t.st0, st)
 	t.prog.Close()
 	t.prog = nil
 	r.cpu, r.maxRSS = t.proc.finish(b, false)

@@ -105,10 +105,7 @@ func (t *floorTracer) stop(b *testing.B) tracerResult {
 	st, _ := t.prog.Stats()
 	_ = t.rd.Close()
 	r := <-t.done
-	if st != nil && t.st0 != nil {
-		r.runs, r.runtime = st.RunCount-t.st0.RunCount, st.Runtime-t.st0.Runtime
-		r.recursion = st.RecursionMisses - t.st0.RecursionMisses
-	}
+	r.runs, r.runtime, r.recursion = statsSince(t.st0, st)
 	_ = t.prog.Close()
 	_ = t.ring.Close()
 	return r

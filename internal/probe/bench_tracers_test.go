@@ -41,13 +41,7 @@ type tracerResult struct {
 // kernel keeps 15 bytes of the name).
 func findPrograms() map[ebpf.ProgramID]bool {
 	ids := map[ebpf.ProgramID]bool{}
-	var id ebpf.ProgramID
-	for {
-		next, err := ebpf.ProgramGetNextID(id)
-		if err != nil {
-			return ids
-		}
-		id = next
+	for id := range allPrograms() {
 		p, err := ebpf.NewProgramFromID(id)
 		if err != nil {
 			continue
@@ -57,6 +51,16 @@ func findPrograms() map[ebpf.ProgramID]bool {
 		}
 		p.Close()
 	}
+	return ids
+}
+
+// statsSince returns a program's runs, run time and recursion misses
+// between two readings of its statistics; zeros when either is missing.
+func statsSince(st0, st *ebpf.ProgramStats) (runs uint64, runtime time.Duration, recursion uint64) {
+	if st0 == nil || st == nil {
+		return 0, 0, 0
+	}
+	return st.RunCount - st0.RunCount, st.Runtime - st0.Runtime, st.RecursionMisses - st0.RecursionMisses
 }
 
 func programStats(id ebpf.ProgramID) (*ebpf.ProgramStats, error) {
@@ -96,10 +100,8 @@ func (o *ourProcess) launch(b *testing.B, e *churnEnv, dir, bin string, args ...
 // peak RSS and start-up; the output is still to be read.
 func (o *ourProcess) end(b *testing.B) tracerResult {
 	var r tracerResult
-	if st, err := programStats(o.prog); err == nil && o.st0 != nil {
-		r.runs = st.RunCount - o.st0.RunCount
-		r.runtime = st.Runtime - o.st0.Runtime
-	}
+	st, _ := programStats(o.prog)
+	r.runs, r.runtime, _ = statsSince(o.st0, st) // losses: from the process's own report
 	r.cpu, r.maxRSS = o.proc.finish(b, true)
 	r.startup = o.proc.cpu0
 	o.prog = 0
