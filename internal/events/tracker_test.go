@@ -5,7 +5,6 @@ package events_test
 // events of one connection shape, port-filtered, in ring order).
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,17 +12,6 @@ import (
 
 	"github.com/tcptrace/tcptrace/internal/events"
 )
-
-// tkKnownBug reports a known, already reported bug of non-test code: logged,
-// or a failure with TCPTRACE_STRICT_BUGS=1.
-func tkKnownBug(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("TCPTRACE_STRICT_BUGS") == "1" {
-		t.Errorf("KNOWN BUG: "+format, args...)
-		return
-	}
-	t.Logf("KNOWN BUG (TCPTRACE_STRICT_BUGS=1 to fail): "+format, args...)
-}
 
 func tkLoad(t *testing.T, name string) []events.Event {
 	t.Helper()
@@ -330,7 +318,7 @@ func TestTrackerGapRepair(t *testing.T) {
 			t.Errorf("client end=%v timewait=%v inferred=%d", c.End, c.TimeWait, c.Inferred)
 		}
 		if c.Closer != events.CloserLocal {
-			tkKnownBug(t, "client closer = %v after the gap ESTABLISHED>FIN_WAIT2, want local (tracker.go verdict)", c.Closer)
+			t.Errorf("client closer = %v after the gap ESTABLISHED>FIN_WAIT2, want local", c.Closer)
 		}
 	})
 	t.Run("server CLOSE_WAIT and LAST_ACK", func(t *testing.T) {
@@ -343,7 +331,7 @@ func TestTrackerGapRepair(t *testing.T) {
 			t.Errorf("server end=%v timewait=%v inferred=%d", c.End, c.TimeWait, c.Inferred)
 		}
 		if c.Closer != events.CloserPeer {
-			tkKnownBug(t, "server closer = %v after the gap ESTABLISHED>LAST_ACK, want peer (tracker.go verdict)", c.Closer)
+			t.Errorf("server closer = %v after the gap ESTABLISHED>LAST_ACK, want peer", c.Closer)
 		}
 	})
 }
