@@ -1,10 +1,13 @@
 package render
 
 import (
+	"io"
+	"maps"
 	"math"
 	"math/rand"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -127,6 +130,42 @@ func TestEndsOf(t *testing.T) {
 		change(&c)
 		if k.endsOf(&c) {
 			t.Errorf("a change of %s goes unseen", name)
+		}
+	}
+}
+
+// TestIdentEdits: a transition's connection members, edited in place when
+// only the local port or only the owner changed, read as rendered afresh.
+func TestIdentEdits(t *testing.T) {
+	j := NewJSON(io.Discard, testClock)
+	var seg segment[jsonIdent]
+	id := jsonIdent{cookie: 7, pid: 100, netns: 4026531840, family: 2, dport: 6379, source: events.OwnerSyscall,
+		saddr: netip.MustParseAddr("10.0.0.1"), daddr: netip.MustParseAddr("10.0.0.2")}
+	copy(id.comm[:], "client")
+	rng := rand.New(rand.NewSource(1))
+	steps := map[string]func(k *jsonIdent){
+		"port":   func(k *jsonIdent) { k.sport = []uint16{0, 7, 80, 443, 6379, 59224, 65535}[rng.Intn(7)] },
+		"pid":    func(k *jsonIdent) { k.pid = uint32(rng.Intn(1 << 22)) },
+		"comm":   func(k *jsonIdent) { copy(k.comm[:], []string{"redis-cli\x00", "a\x00", "bad\"name"}[rng.Intn(3)]) },
+		"source": func(k *jsonIdent) { k.source = events.OwnerSource(rng.Intn(4)) },
+		"cookie": func(k *jsonIdent) { k.cookie = rng.Uint64() },
+		"daddr":  func(k *jsonIdent) { k.daddr = netip.AddrFrom4([4]byte{10, 0, 0, byte(rng.Intn(256))}) },
+		"netns":  func(k *jsonIdent) { k.netns = rng.Uint32() },
+	}
+	names := slices.Sorted(maps.Keys(steps))
+	for i := range 2000 {
+		name := names[rng.Intn(len(names))]
+		if i%3 != 0 {
+			name = []string{"port", "pid", "source"}[i%3] // the edited cases, mostly
+		}
+		steps[name](&id)
+		j.identify(&seg, &id)
+		want := j.appendHead(nil, &id)
+		tail := len(want)
+		want, span := j.appendEnds(want, id.family, id.saddr, id.sport, id.daddr, id.dport, id.netns)
+		if string(seg.text) != string(want) || seg.tail != tail || seg.span != span || seg.key != id {
+			t.Fatalf("step %d (%s): text %s (tail %d, port %v), want %s (tail %d, port %v)",
+				i, name, seg.text, seg.tail, seg.span, want, tail, span)
 		}
 	}
 }

@@ -13,16 +13,17 @@ import (
 // JSON is a Sink that writes one JSON object per line: transitions,
 // finished connections, loss notices and, at the end, a summary.
 type JSON struct {
-	w     io.Writer
-	bw    *bufio.Writer // w, when lines can be built in its buffer
-	inBw  bool          // the line being built is in bw's buffer
-	c     Clock
-	lost  events.Losses
-	buf   []byte
-	err   error
-	tc    rfcClock
-	hosts hostCache           // the text of the latest addresses
-	segs  segCache[jsonIdent] // the connection members of recent transitions
+	w       io.Writer
+	bw      *bufio.Writer // w, when lines can be built in its buffer
+	inBw    bool          // the line being built is in bw's buffer
+	c       Clock
+	lost    events.Losses
+	buf     []byte
+	scratch []byte // a segment's next text, while an edit builds it
+	err     error
+	tc      rfcClock
+	hosts   hostCache           // the text of the latest addresses
+	segs    segCache[jsonIdent] // the connection members of recent transitions
 	// Extra, when set, appends fields to each connection record (e.g. the
 	// container that owns it).
 	Extra func(b []byte, c *events.Conn) []byte
@@ -90,8 +91,7 @@ func (j *JSON) Transition(t *events.Transition) {
 		family: ev.Family, sport: ev.Sport, dport: ev.Dport, saddr: ev.Saddr, daddr: ev.Daddr}
 	seg := j.segs.slot(id.cookie)
 	if !seg.ok || !seg.key.same(&id) {
-		seg.key, seg.ok = id, true
-		seg.text, seg.tail = j.appendIdent(seg.text[:0], &id)
+		j.identify(seg, &id)
 	}
 	b = append(b, seg.text...)
 	b = append(b, jsonOld[t.Old]...)
@@ -122,22 +122,64 @@ type jsonIdent struct {
 
 // same reports whether k and o are equal (as ==, field by field).
 func (k *jsonIdent) same(o *jsonIdent) bool {
-	return k.cookie == o.cookie && k.sport == o.sport && k.dport == o.dport && k.pid == o.pid &&
-		k.netns == o.netns && k.source == o.source && k.family == o.family && k.comm == o.comm &&
+	return k.sport == o.sport && k.sameHead(o) && k.sameEndsBut(o)
+}
+
+// sameHead reports whether k and o have the members from "cookie" to
+// "owner_source" in common.
+func (k *jsonIdent) sameHead(o *jsonIdent) bool {
+	return k.cookie == o.cookie && k.pid == o.pid && k.source == o.source && k.comm == o.comm
+}
+
+// sameEndsBut reports whether k and o have the members from "family" to
+// "netns" in common, but for "sport".
+func (k *jsonIdent) sameEndsBut(o *jsonIdent) bool {
+	return k.dport == o.dport && k.netns == o.netns && k.family == o.family &&
 		k.saddr == o.saddr && k.daddr == o.daddr
 }
 
-// appendIdent appends the members from "cookie" to "netns", and returns
-// where those from "family" on start.
-func (j *JSON) appendIdent(b []byte, k *jsonIdent) ([]byte, int) {
+// identify renders id's members into seg. A connection's later transitions
+// change its local port (connect picks it) or its owner (an accepted
+// socket's own close shows it): those edit the text rendered for the
+// connection's earlier transitions instead of rendering it all again.
+func (j *JSON) identify(seg *segment[jsonIdent], id *jsonIdent) {
+	old := &seg.key
+	switch {
+	case seg.ok && old.sameHead(id) && old.sameEndsBut(id): // the port
+		at, end := seg.span[0], seg.span[1]
+		var d [5]byte
+		port := appendDec(d[:0], uint64(id.sport))
+		if len(port) == end-at {
+			copy(seg.text[at:end], port)
+		} else {
+			j.scratch = append(append(append(j.scratch[:0], seg.text[:at]...), port...), seg.text[end:]...)
+			seg.text, j.scratch = j.scratch, seg.text
+			seg.span[1] = at + len(port)
+		}
+	case seg.ok && old.sport == id.sport && old.sameEndsBut(id): // the owner (the same ends)
+		j.scratch = j.appendHead(j.scratch[:0], id)
+		shift := len(j.scratch) - seg.tail
+		j.scratch = append(j.scratch, seg.text[seg.tail:]...)
+		seg.text, j.scratch = j.scratch, seg.text
+		seg.tail += shift
+		seg.span[0], seg.span[1] = seg.span[0]+shift, seg.span[1]+shift
+	default:
+		seg.text = j.appendHead(seg.text[:0], id)
+		seg.tail = len(seg.text)
+		seg.text, seg.span = j.appendEnds(seg.text, id.family, id.saddr, id.sport, id.daddr, id.dport, id.netns)
+	}
+	seg.key, seg.ok = *id, true
+}
+
+// appendHead appends the members from "cookie" to "owner_source".
+func (j *JSON) appendHead(b []byte, k *jsonIdent) []byte {
 	b = appendNum(b, `,"cookie":`, k.cookie)
 	b = appendNum(b, `,"pid":`, uint64(k.pid))
 	b = appendComm(b, &k.comm)
 	if k.source != events.OwnerSyscall {
 		b = appendEnum(b, jsonSource, k.source, "owner_source", sourceName)
 	}
-	tail := len(b)
-	return j.appendEnds(b, k.family, k.saddr, k.sport, k.daddr, k.dport, k.netns), tail
+	return b
 }
 
 // endsOf reports whether k's members from "family" to "netns" are those of
@@ -148,14 +190,18 @@ func (k *jsonIdent) endsOf(c *events.Conn) bool {
 		k.family == c.Family && k.saddr == c.Saddr && k.daddr == c.Daddr
 }
 
-// appendEnds appends the members from "family" to "netns".
-func (j *JSON) appendEnds(b []byte, family uint16, saddr netip.Addr, sport uint16, daddr netip.Addr, dport uint16, netns uint32) []byte {
+// appendEnds appends the members from "family" to "netns", and returns
+// where in b the local port's digits are.
+func (j *JSON) appendEnds(b []byte, family uint16, saddr netip.Addr, sport uint16, daddr netip.Addr, dport uint16, netns uint32) ([]byte, [2]int) {
 	b = appendFamily(b, family)
 	b = appendAddr(b, `,"saddr":"`, saddr, &j.hosts)
-	b = appendNum(b, `,"sport":`, uint64(sport))
+	b = append(b, `,"sport":`...)
+	at := len(b)
+	b = appendDec(b, uint64(sport))
+	port := [2]int{at, len(b)}
 	b = appendAddr(b, `,"daddr":"`, daddr, &j.hosts)
 	b = appendNum(b, `,"dport":`, uint64(dport))
-	return appendNum(b, `,"netns":`, uint64(netns))
+	return appendNum(b, `,"netns":`, uint64(netns)), port
 }
 
 // Finished writes a {"type":"connection"} object with the verdict.
@@ -176,7 +222,7 @@ func (j *JSON) Finished(c *events.Conn) {
 	if seg := j.segs.slot(c.Cookie); seg.ok && seg.key.endsOf(c) {
 		b = append(b, seg.text[seg.tail:]...)
 	} else {
-		b = j.appendEnds(b, c.Family, c.Saddr, c.Sport, c.Daddr, c.Dport, c.Netns)
+		b, _ = j.appendEnds(b, c.Family, c.Saddr, c.Sport, c.Daddr, c.Dport, c.Netns)
 	}
 	b = appendNum(b, `,"cgroup_id":`, c.CgroupID)
 	b = appendEnum(b, jsonCloser, c.Closer, "closer", closerName)

@@ -17,7 +17,8 @@ type segment[K any] struct {
 	key  K
 	ok   bool // key and text are set
 	text []byte
-	tail int // where a part of text that another line may reuse starts (JSON: "family")
+	tail int    // where a part of text that another line may reuse starts (JSON: "family")
+	span [2]int // a part of text its view may edit in place (JSON: the local port's digits)
 }
 
 // slot returns the segment that may hold the rendering for h (the
