@@ -144,8 +144,9 @@ func (k *jsonIdent) sameEndsBut(o *jsonIdent) bool {
 // connection's earlier transitions instead of rendering it all again.
 func (j *JSON) identify(seg *segment[jsonIdent], id *jsonIdent) {
 	old := &seg.key
+	ends := seg.ok && old.sameEndsBut(id) // all but the port
 	switch {
-	case seg.ok && old.sameHead(id) && old.sameEndsBut(id): // the port
+	case ends && old.sameHead(id): // the port
 		at, end := seg.span[0], seg.span[1]
 		var d [5]byte
 		port := appendDec(d[:0], uint64(id.sport))
@@ -156,7 +157,7 @@ func (j *JSON) identify(seg *segment[jsonIdent], id *jsonIdent) {
 			seg.text, j.scratch = j.scratch, seg.text
 			seg.span[1] = at + len(port)
 		}
-	case seg.ok && old.sport == id.sport && old.sameEndsBut(id): // the owner (the same ends)
+	case ends && old.sport == id.sport: // the owner (the same ends)
 		j.scratch = j.appendHead(j.scratch[:0], id)
 		shift := len(j.scratch) - seg.tail
 		j.scratch = append(j.scratch, seg.text[seg.tail:]...)
