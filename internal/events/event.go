@@ -76,6 +76,10 @@ const (
 	FlagOwnerListener Flags = 4  // owner inherited from the listening socket
 	FlagFinRcvd       Flags = 8  // the peer's FIN had been received
 	FlagResolved      Flags = 16 // owner resolved in userspace (/proc, listener table)
+	// FlagHint marks a TwFound event whose PID and Comm name a process
+	// that holds sockets toward the same destination now: a hint, not the
+	// owner (the socket predates tracing).
+	FlagHint Flags = 64
 )
 
 // Kind tells a transition from a loss notice in the stream.
@@ -85,7 +89,39 @@ type Kind uint8
 const (
 	KindTransition Kind = iota // a kernel state transition
 	KindLoss                   // cumulative loss counters changed
+	KindTimeWait               // a step of a timewait socket's life (Event.TwOp)
 )
+
+// TwOp is a step in the life of a timewait socket: the kernel's
+// inet_timewait_sock that takes over a connection after its CLOSE, holding
+// its 4-tuple in substate TIME_WAIT or, for an orphaned socket whose peer has
+// not sent its FIN yet, FIN_WAIT2. It carries the connection's cookie.
+type TwOp uint8
+
+// Timewait steps. Start and Found have the substate in New; Move goes from
+// FIN_WAIT2 to TIME_WAIT; the ends go from the substate (Old) to CLOSE.
+const (
+	TwNone   TwOp = iota
+	TwStart       // a timewait socket took the connection over
+	TwMove        // the peer's FIN arrived: an orphaned FIN_WAIT2 is TIME_WAIT now
+	TwExpire      // its timer ran out and the kernel dropped it
+	TwKill        // dropped early: a RST or a new SYN for its 4-tuple
+	TwReuse       // dropped early: connect() took its port (tcp_tw_reuse)
+	TwFound       // predates tracing: read from the kernel's table (Remaining)
+)
+
+var twOpNames = [...]string{"", "start", "move", "expire", "kill", "reuse", "found"}
+
+// String returns the step's lowercase name ("" for TwNone).
+func (o TwOp) String() string {
+	if int(o) < len(twOpNames) {
+		return twOpNames[o]
+	}
+	return "op_" + string(rune('0'+o/10)) + string(rune('0'+o%10))
+}
+
+// Ends reports whether the step ends the timewait socket.
+func (o TwOp) Ends() bool { return o == TwExpire || o == TwKill || o == TwReuse }
 
 // Comm is a task name as the kernel stores it (NUL-padded).
 type Comm [16]byte
@@ -138,6 +174,8 @@ type Event struct {
 	New      State
 	Flags    Flags
 	Lost     Losses // KindLoss: cumulative totals at Time
+	TwOp     TwOp   // KindTimeWait: which step
+	Remain   uint32 // KindTimeWait, TwFound: ms left on the timewait socket's timer
 }
 
 // OwnerKnown reports whether the event carries its socket's owner.

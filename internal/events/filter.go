@@ -70,3 +70,26 @@ func (f *Filtered) Finished(c *Conn) {
 
 // Loss passes every loss notice on.
 func (f *Filtered) Loss(ev *Event) { f.Sink.Loss(ev) }
+
+// MatchEvent reports whether an event that is not a transition (a timewait
+// socket's step) passes the filter's connection fields. Its owner is the one
+// the tracker stamped: a socket whose owner is unknown fails --pid and --comm.
+func (f *Filter) MatchEvent(ev *Event) bool {
+	known := ev.OwnerKnown()
+	if f.PID != 0 && (!known || ev.PID != f.PID) {
+		return false
+	}
+	if f.Comm != "" && (!known || ev.Comm.String() != f.Comm) {
+		return false
+	}
+	if f.Port != 0 && ev.Sport != f.Port && ev.Dport != f.Port {
+		return false
+	}
+	if f.Host.IsValid() {
+		h := f.Host.Unmap()
+		if ev.Saddr.Unmap() != h && ev.Daddr.Unmap() != h {
+			return false
+		}
+	}
+	return true
+}

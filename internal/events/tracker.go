@@ -24,6 +24,7 @@ type Stats struct {
 	Finished uint64 // connections that reached CLOSE
 	Inferred uint64 // transitions filled in from gaps (lost or skipped events)
 	Evicted  uint64 // connections dropped from a full table before they ended
+	TimeWait uint64 // timewait steps observed (KindTimeWait)
 	Tracked  int    // connections in the table now
 }
 
@@ -46,7 +47,16 @@ type Tracker struct {
 	stats     Stats
 	tr        Transition
 	gap       Transition
+	// twEvents: the source reports timewait sockets (KindTimeWait), so a
+	// CLOSE is a TIME_WAIT handover only when one took the socket over.
+	twEvents bool
 }
+
+// SetTimeWaitEvents tells the tracker whether the source reports timewait
+// sockets (KindTimeWait). With them a connection's TIME_WAIT verdict is the
+// kernel's own; without them it is inferred from how the socket closed. The
+// first KindTimeWait event turns it on too.
+func (t *Tracker) SetTimeWaitEvents(on bool) { t.twEvents = on }
 
 // NewTracker returns a tracker that reports to sink and keeps at most max
 // connections (DefaultMaxConns when max <= 0). resolver may be nil.
@@ -85,8 +95,12 @@ func (t *Tracker) Conns(fn func(c *Conn)) {
 
 // Observe feeds one record of the stream to the tracker.
 func (t *Tracker) Observe(ev *Event) {
-	if ev.Kind == KindLoss {
+	switch ev.Kind {
+	case KindLoss:
 		t.sink.Loss(ev)
+		return
+	case KindTimeWait:
+		t.timeWait(ev)
 		return
 	}
 	t.stats.Events++
@@ -117,6 +131,35 @@ func (t *Tracker) Observe(ev *Event) {
 		first = false
 	}
 	t.step(c, ev, first)
+}
+
+// timeWait notes a timewait socket's step on the connection it took over,
+// while the tracker still holds it (a timewait socket starts just before
+// its connection's CLOSE), and stamps the connection's owner on ev. Steps
+// of connections already finished are the diagnosis's to follow.
+func (t *Tracker) timeWait(ev *Event) {
+	t.stats.TimeWait++
+	t.twEvents = true
+	c := t.conns[ev.Cookie]
+	if c == nil || ev.TwOp == TwFound {
+		return
+	}
+	switch ev.TwOp {
+	case TwStart:
+		c.TwState = ev.New
+		if ev.Old == Unknown {
+			ev.Old = c.State
+		}
+	case TwMove:
+		c.TwState = ev.New
+	}
+	if c.Owner.Known() && ev.PID == 0 {
+		ev.PID, ev.TID, ev.Comm = c.Owner.PID, c.Owner.TID, c.Owner.Comm
+		ev.Flags |= FlagResolved
+		if c.Owner.Source == OwnerListener {
+			ev.Flags |= FlagOwnerListener
+		}
+	}
 }
 
 // open starts tracking a socket first seen in ev.
@@ -292,6 +335,14 @@ func (t *Tracker) verdict(c *Conn, tr *Transition) {
 		end, by, tw := endOf(c, tr.Old, tr.Event)
 		if tr.Inferred {
 			tw = false // the CLOSE itself was not seen
+		}
+		switch {
+		case c.TwState != Unknown:
+			// The kernel said which timewait socket took it over.
+			tw = c.TwState == TimeWait
+			tr.Orphan = c.TwState == FinWait2
+		case t.twEvents:
+			tw = false // none did (tcp_max_tw_buckets was full, or an abort)
 		}
 		c.End, c.ResetBy, c.TimeWait, c.Err = end, by, tw, tr.Event.Err
 		tr.TimeWait = tw
