@@ -74,6 +74,19 @@ enum event_flag {
 	/* The record carries the owner's comm (struct record.comm). 16 is
 	 * userspace's (owner resolved there). */
 	EVENT_COMM = 32,
+	/* Kernel-only, on a TW_CANCEL record: the cancel ran inside a
+	 * connect() toward the timewait socket's destination, so connect()
+	 * took its port (tcp_tw_reuse). */
+	EVENT_TW_CONNECT = 128,
+};
+
+/* What a record reports: a state transition or a step of a timewait
+ * socket's timer (inet_timewait_sock.tw_timer, handled by tw_timer_handler). */
+enum event_kind {
+	EVENT_KIND_STATE = 0,     /* inet_sock_set_state */
+	EVENT_KIND_TW_START = 1,  /* timer armed: a timewait socket starts, or is re-armed */
+	EVENT_KIND_TW_CANCEL = 2, /* timer stopped: killed, re-armed next, or expiring next */
+	EVENT_KIND_TW_EXPIRE = 3, /* timer ran out: the kernel drops the socket */
 };
 
 /* Counter slots in the per-CPU counters map. */
@@ -108,10 +121,11 @@ struct event {
 	__u16 dport;      /* remote port, host byte order */
 	__u16 err;        /* sk_err at the transition (ECONNREFUSED, ECONNRESET...) */
 	__u8 family;      /* AF_INET or AF_INET6 (v4-mapped reported as AF_INET) */
-	__u8 oldstate;
-	__u8 newstate;
+	__u8 oldstate;    /* 0 on timewait records */
+	__u8 newstate;    /* timewait records: tw_substate (FIN_WAIT2 or TIME_WAIT) */
 	__u8 flags;       /* enum event_flag */
-	__u8 _pad[2];
+	__u8 kind;        /* enum event_kind */
+	__u8 _pad;
 };
 
 /* A whole record: the head, then the comm (with EVENT_COMM, and always
@@ -154,6 +168,19 @@ struct config {
 	__u32 drop_every;   /* tests: drop every Nth event as if the ring were full */
 	__u32 kernel_owners; /* remember owners per socket in the kernel (pid/comm filters) */
 	__u32 _pad;
+	__u64 tw_timer_fn;  /* address of tw_timer_handler; 0 = no timewait records */
+};
+
+/* The latest connect() seen on a CPU (CLOSE->SYN_SENT under the socket
+ * lock): a timewait socket cancelled right after, toward the same
+ * destination, was taken by tcp_tw_reuse. */
+struct connect_note {
+	__u64 ts_ns;
+	__u32 netns;
+	__u16 dport;     /* remote port, host byte order */
+	__u8 family;     /* AF_INET (v4-mapped too) or AF_INET6 */
+	__u8 _pad;
+	__u8 daddr[16];  /* remote address; IPv4 in the first 4 bytes */
 };
 
 /* ---- Kernel types, trimmed; CO-RE relocates every access. ---- */
@@ -246,6 +273,17 @@ struct task_struct {
 struct inet_sock {
 	struct sock sk;
 	__be16 inet_sport;
+};
+
+struct timer_list {
+	void (*function)(struct timer_list *);
+	unsigned long expires;
+};
+
+struct inet_timewait_sock {
+	struct sock_common __tw_common;
+	unsigned char tw_substate;
+	struct timer_list tw_timer;
 };
 
 #pragma clang attribute pop

@@ -46,11 +46,13 @@ func (c *captureFlags) check() error {
 // newRecorder creates the capture of --write, or returns nil without it.
 // Write each event after tracker.Observe (it stamps the owner), Flush when
 // the probe is idle, SetLosses with the probe's final counters, then Close.
-func newRecorder(cf *captureFlags, clock render.Clock, startMono uint64, version string) (*capture.Writer, error) {
+// twEvents says whether the source reports timewait sockets.
+func newRecorder(cf *captureFlags, clock render.Clock, startMono uint64, version string, twEvents bool) (*capture.Writer, error) {
 	if err := cf.check(); err != nil || cf.write == "" {
 		return nil, err
 	}
-	opts := capture.Options{Overwrite: cf.overwrite, RotateCount: cf.rotateCount, Tool: "tcptrace " + version, ClockOffset: clock.Offset, StartMono: startMono}
+	opts := capture.Options{Overwrite: cf.overwrite, RotateCount: cf.rotateCount, Tool: "tcptrace " + version, ClockOffset: clock.Offset, StartMono: startMono,
+		TimeWaitEvents: twEvents}
 	if cf.rotateSize != "" {
 		n, err := parseSize(cf.rotateSize)
 		if err != nil {

@@ -107,7 +107,7 @@ func incident(t *testing.T, h testHosts, mode string) (clientResult, []map[strin
 		t.Fatal(err)
 	}
 	live := startTracer(t, "--json", "--port", "8080")
-	rep := startTracer(t, "report", "--json", "--port", "8080", "--ledger-period", "250ms")
+	rep := startTracer(t, "report", "--json", "--port", "8080")
 	srv := exec.Command("ip", "netns", "exec", h.srv, "python3", py, "serve", mode, h.srvAddr, "8080")
 	so, _ := srv.StdoutPipe()
 	if err := srv.Start(); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/ledger"
 	"github.com/tcptrace/tcptrace/internal/owners"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/render"
@@ -22,6 +23,10 @@ import (
 
 // captureFlushEvery bounds how much of a recording waits in memory.
 const captureFlushEvery = 200 * time.Millisecond
+
+// pileWait bounds how long a report waits for the start-up read of the
+// namespaces' tables (the target: the pile shows within 2 s).
+const pileWait = 2 * time.Second
 
 // liveMemoryLimit is the floor of the Go runtime's soft memory limit for
 // live tracing (memLimit) unless GOMEMLIMIT is set.
@@ -69,10 +74,15 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	if err != nil {
 		return err
 	}
-	poller := startLedger(pl.engine)
-	defer poller.Close()
+	pl.tracker.SetTimeWaitEvents(p.TimeWaitEvents())
+	pile := startPile("/proc", ledger.Filter{Port: kf.Port, Host: kf.Host})
+	defer pile.Close()
+	pl.engine.SetNetnsHook(pile.Watch)
+	tw := &timeWaitFeed{pile: pile, tracker: pl.tracker, engine: pl.engine, filter: pl.filter,
+		onRead: func() { pile.describe(os.Stderr) }}
 	pl.report = func() *diagnosis.Report {
-		feedLedger(pl.engine, poller) // the latest snapshots: a final dump can take long on a big table
+		pile.wait(pileWait) // a report shows the pile even when the run was shorter than its read
+		_ = tw.feed()
 		now := probe.MonotonicNow()
 		return pl.engine.Report(now, time.Duration(now-startMono), "")
 	}
@@ -87,13 +97,14 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	if err := dropCapabilities(keepAfterAttach...); err != nil {
 		fmt.Fprintf(os.Stderr, "tcptrace: warning: %v\n", err)
 	}
-	rec, err := newRecorder(cf, clock, startMono, version)
+	rec, err := newRecorder(cf, clock, startMono, version, p.TimeWaitEvents())
 	if err != nil {
 		return err
 	}
 	lastFlush := time.Now()
 	if rec != nil {
 		defer rec.Close()
+		tw.write = rec.Write
 	}
 
 	stop := make(chan os.Signal, 1)
@@ -119,7 +130,9 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	}()
 
 	fmt.Fprintf(os.Stderr, "tcptrace: tracing TCP state changes (ring %s, poll %v)%s; Ctrl-C to stop\n", f.ringSize, f.poll, recNote(cf))
+	fmt.Fprintf(os.Stderr, "tcptrace: TIME_WAIT: %s\n", p.TimeWaitMethod())
 
+	var twErr error
 	// Periodic work, at most every tickEvery while events flow and at each
 	// poll tick of an idle host: flush output and capture, take the
 	// ledger's snapshots, re-evaluate forecasts, draw overdue diagrams.
@@ -129,7 +142,9 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 			_ = rec.Flush()
 			lastFlush = time.Now()
 		}
-		feedLedger(pl.engine, poller)
+		if err := tw.feed(); err != nil && twErr == nil {
+			twErr = err
+		}
 		pl.engine.Tick(now)
 		if pl.diag != nil {
 			pl.diag.Tick(now)
@@ -139,6 +154,9 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	}
 	p.SetOnIdle(tick)
 	after := func(ev *events.Event) error {
+		if twErr != nil {
+			return twErr // the capture failed while the pile was fed
+		}
 		pl.engine.Tick(ev.Time) // as a replay does: forecasts follow event time
 		if rec != nil {
 			return rec.Write(ev)

@@ -26,6 +26,7 @@ func runReplay(f *flags, cf *captureFlags) error {
 		return err
 	}
 	pl.engine.SetSysctls(captureSysctls(r))
+	pl.tracker.SetTimeWaitEvents(r.Header().TimeWaitEvents)
 	var last uint64
 	track := func(ev *events.Event) error {
 		last = ev.Time
@@ -48,7 +49,7 @@ func runReplay(f *flags, cf *captureFlags) error {
 	if end > h.StartMono {
 		elapsed = time.Duration(end - h.StartMono)
 	}
-	pl.report = func() *diagnosis.Report { return pl.engine.Report(max(last, end), elapsed, replayLedgerNote) }
+	pl.report = func() *diagnosis.Report { return pl.engine.Report(max(last, end), elapsed, replayLedgerNote(h)) }
 	if err := pl.finish(f, pl.summary(r.Losses(), elapsed)); err != nil {
 		return err
 	}

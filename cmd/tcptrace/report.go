@@ -22,26 +22,29 @@ import (
 	"github.com/tcptrace/tcptrace/internal/render"
 )
 
-// replayLedgerNote says what a replayed report cannot know.
-const replayLedgerNote = "replayed from a capture: the kernel's TIME_WAIT table is not recorded, so TIME_WAIT " +
-	"counts are the handovers traced in the last 60 s (sockets that predate the capture are missing); " +
-	"sysctls are the ones recorded per namespace"
+// replayLedgerNote says what a replayed report knows of TIME_WAIT.
+func replayLedgerNote(h *capture.Header) string {
+	if h.TimeWaitEvents {
+		return "replayed from a capture: TIME_WAIT as the kernel reported each timewait socket while recording, " +
+			"with those that predated it as read at its start; sysctls are the ones recorded per namespace"
+	}
+	return "replayed from a capture recorded without timewait events: TIME_WAIT counts are the handovers traced " +
+		"in the last 60 s (sockets that predate the capture are missing); sysctls are the ones recorded per namespace"
+}
 
 // diagFlags tune the TIME_WAIT diagnosis of live tracing, replay and report.
 type diagFlags struct {
 	warnWithin time.Duration
-	period     time.Duration
 	churnRate  float64
 	shortLife  time.Duration
 }
 
 // diag holds the diagnosis flags (defaults until a command registers them).
-var diag = diagFlags{warnWithin: diagnosis.DefaultThreshold, period: ledger.DefaultPeriod,
+var diag = diagFlags{warnWithin: diagnosis.DefaultThreshold,
 	churnRate: diagnosis.DefaultChurnRate, shortLife: diagnosis.DefaultShortLife}
 
 func (d *diagFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&d.warnWithin, "warn-within", d.warnWithin, "warn when connect() toward a destination is forecast to fail within this")
-	fs.DurationVar(&d.period, "ledger-period", d.period, "how often the kernel's TIME_WAIT table is read (sock_diag), per namespace seen")
 	fs.Float64Var(&d.churnRate, "churn-rate", d.churnRate, "connects/s toward one destination that, with short lives, is flagged as churn")
 	fs.DurationVar(&d.shortLife, "churn-life", d.shortLife, "connections shorter than this count as churn")
 }
@@ -60,8 +63,9 @@ func newReportCmd(f *flags) *cobra.Command {
 		Use:   "report",
 		Short: "Who closes first, who holds TIME_WAIT, failed connects and the port-exhaustion forecast",
 		Long: `report traces for --duration (or until Ctrl-C), or replays a capture (-r FILE),
-then prints: the top active closers, TIME_WAIT by destination and owner (from
-the kernel's table, read through sock_diag in every namespace seen), failed
+then prints: the top active closers, TIME_WAIT by destination and owner (as
+the kernel reports each timewait socket, with those that predate tracing read
+once at start from every namespace), failed
 connects, end kinds, lifetime and time-in-state percentiles, and the
 port-exhaustion forecast with its inputs.`,
 		Example: `  tcptrace report --duration 30s
@@ -105,7 +109,7 @@ func containerLabel(res *container.Resolver) func(uint32) string {
 	}
 }
 
-// runReportLive traces, with the ledger, until --duration or a signal.
+// runReportLive traces until --duration or a signal.
 func runReportLive(f *flags) error {
 	kf, uf, err := f.filter()
 	if err != nil {
@@ -123,17 +127,26 @@ func runReportLive(f *flags) error {
 	start := probe.MonotonicNow()
 	clock := render.LiveClock()
 	eng := diagnosis.New(diag.options())
-	poller := startLedger(eng)
-	defer poller.Close()
 	procs := owners.New("/proc")
 	connOnly := events.Filter{PID: uf.PID, Comm: uf.Comm, Port: uf.Port, Host: uf.Host}
 	tr := events.NewTracker(&events.Filtered{Filter: connOnly, Sink: eng}, procs, f.maxConns)
+	tr.SetTimeWaitEvents(p.TimeWaitEvents())
+	pile := startPile("/proc", ledger.Filter{Port: kf.Port, Host: kf.Host})
+	defer pile.Close()
+	eng.SetNetnsHook(pile.Watch)
+	tw := &timeWaitFeed{pile: pile, tracker: tr, engine: eng, filter: connOnly,
+		onRead: func() { pile.describe(os.Stderr) }}
 	for _, l := range procs.Listeners() {
 		tr.AddListener(l.Netns, l.Port, l.Owner)
 		_ = p.SeedListener(l.Netns, l.Port, l.Family, l.Owner)
 	}
+	p.SetOnIdle(func() {
+		_ = tw.feed()
+		eng.Tick(probe.MonotonicNow())
+	})
 	stopOn(f.duration, func() { _ = p.Stop() })
-	fmt.Fprintf(os.Stderr, "tcptrace: tracing TCP state changes for the report (ledger every %v); Ctrl-C to stop\n", diag.period)
+	fmt.Fprintf(os.Stderr, "tcptrace: tracing TCP state changes for the report; Ctrl-C to stop\n")
+	fmt.Fprintf(os.Stderr, "tcptrace: TIME_WAIT: %s\n", p.TimeWaitMethod())
 	var ev events.Event
 	for {
 		err := p.Next(&ev)
@@ -144,13 +157,11 @@ func runReportLive(f *flags) error {
 			return err
 		}
 		tr.Observe(&ev)
-		if p.Buffered() == 0 {
-			feedLedger(eng, poller)
-			eng.Tick(probe.MonotonicNow())
-		}
+		tw.observe(&ev)
+		eng.Tick(ev.Time)
 	}
-	poller.PollOnce() // the table as it is at the end
-	feedLedger(eng, poller)
+	pile.wait(pileWait) // the pile shows even when the run was shorter than its read
+	_ = tw.feed()
 	now := probe.MonotonicNow()
 	rep := eng.Report(now, time.Duration(now-start), "")
 	return printReport(f, clock, rep, "tcptrace report (live, "+time.Duration(now-start).Round(time.Millisecond).String()+")",
@@ -172,6 +183,7 @@ func runReportReplay(f *flags, path string) error {
 	eng.SetSysctls(captureSysctls(r))
 	connOnly := events.Filter{PID: uf.PID, Comm: uf.Comm, Port: uf.Port, Host: uf.Host}
 	tr := events.NewTracker(&events.Filtered{Filter: connOnly, Sink: eng}, nil, f.maxConns)
+	tr.SetTimeWaitEvents(r.Header().TimeWaitEvents)
 	var ev events.Event
 	var last uint64
 	for {
@@ -183,6 +195,7 @@ func runReportReplay(f *flags, path string) error {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		tr.Observe(&ev)
+		diagnoseTimeWait(eng, &connOnly, &ev)
 		last = max(last, ev.Time)
 		eng.Tick(ev.Time)
 	}
@@ -195,7 +208,7 @@ func runReportReplay(f *flags, path string) error {
 	if end > h.StartMono {
 		elapsed = time.Duration(end - h.StartMono)
 	}
-	rep := eng.Report(end, elapsed, replayLedgerNote)
+	rep := eng.Report(end, elapsed, replayLedgerNote(h))
 	if err := printReport(f, clock, rep, "tcptrace report ("+path+", "+elapsed.Round(time.Millisecond).String()+")", nil); err != nil {
 		return err
 	}
@@ -224,22 +237,6 @@ func captureSysctls(r *capture.Reader) func(uint32) *diagnosis.Sysctls {
 			}
 		}
 		return nil
-	}
-}
-
-// startLedger starts reading the TIME_WAIT table of every namespace the
-// engine sees.
-func startLedger(eng *diagnosis.Engine) *ledger.Poller {
-	poller := ledger.NewPoller("/proc", diag.period)
-	eng.SetNetnsHook(func(ns uint32) { poller.Watch(ns) })
-	poller.Start()
-	return poller
-}
-
-// feedLedger hands the snapshots made since the last call to the engine.
-func feedLedger(eng *diagnosis.Engine, poller *ledger.Poller) {
-	for _, s := range poller.Take() {
-		eng.Ledger(s)
 	}
 }
 
@@ -272,11 +269,17 @@ func writeDiagnosis(w io.Writer, o render.Options, r *diagnosis.Report, label fu
 	if noteworthy(r) {
 		return render.WriteReportText(w, o, render.ReportOptions{Title: "tcptrace diagnosis", Short: true, ProcLabel: label}, r)
 	}
-	held := 0
-	for _, t := range r.TimeWait {
-		held += t.Count
+	held, fw2, spaces := 0, 0, 0
+	for _, n := range r.Namespaces {
+		if n.TimeWait >= 0 {
+			held, fw2, spaces = held+n.TimeWait, fw2+n.FinWait2, spaces+1
+		}
 	}
-	_, err := fmt.Fprintf(w, "tcptrace diagnosis: no port exhaustion forecast, no failed connects (%s TIME_WAIT toward %d destinations)\n",
-		strconv.Itoa(held), len(r.Forecasts))
+	orphans := ""
+	if fw2 > 0 {
+		orphans = " and " + strconv.Itoa(fw2) + " orphaned FIN_WAIT2"
+	}
+	_, err := fmt.Fprintf(w, "tcptrace diagnosis: no port exhaustion forecast, no failed connects (%d TIME_WAIT%s now in %d namespaces)\n",
+		held, orphans, spaces)
 	return err
 }

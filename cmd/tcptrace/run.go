@@ -27,6 +27,7 @@ type pipeline struct {
 	diag    *render.Diagrams
 	summ    *render.Summarizer
 	tracker *events.Tracker
+	filter  events.Filter // the connection filter: --pid, --comm, --port, --host
 	ev      events.Event
 	engine  *diagnosis.Engine // forecasts, churn, failed connects, the TIME_WAIT ledger
 	warns   *render.Warnings
@@ -76,6 +77,7 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 		}
 	}
 	connOnly := events.Filter{PID: uf.PID, Comm: uf.Comm, Port: uf.Port, Host: uf.Host}
+	pl.filter = connOnly
 	var view events.Sink
 	switch {
 	case f.diagram != "" && f.json:
@@ -104,7 +106,7 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 	}
 	var sinks events.Sink = events.Tee{
 		// First: it sets the error of port-less failed connects for the views.
-		connsOnly{&events.Filtered{Filter: connOnly, Sink: pl.engine}},
+		&events.Filtered{Filter: connOnly, Sink: pl.engine},
 		view,
 		&events.Filtered{Filter: connOnly, Sink: pl.summ},
 	}
@@ -114,13 +116,6 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 	pl.tracker = events.NewTracker(sinks, resolver, f.maxConns)
 	return pl, nil
 }
-
-// connsOnly passes its sink finished connections only: the diagnosis reads
-// nothing from transitions, and filtering each one for it costs.
-type connsOnly struct{ events.Sink }
-
-func (connsOnly) Transition(*events.Transition) {}
-func (connsOnly) Loss(*events.Event)            {}
 
 // tickEvery bounds how often a busy live run flushes its output and runs its
 // periodic work: a write per event would cost more than the rest together.
@@ -151,6 +146,7 @@ func (pl *pipeline) drive(src events.Source, after func(*events.Event) error, dr
 			return err
 		}
 		pl.tracker.Observe(ev)
+		diagnoseTimeWait(pl.engine, &pl.filter, ev)
 		if after != nil {
 			if err := after(ev); err != nil {
 				if stop != nil {
@@ -188,6 +184,7 @@ func (pl *pipeline) finish(f *flags, sum *render.Summary) error {
 	var rep *diagnosis.Report
 	if pl.report != nil {
 		rep = pl.report()
+		sum.SetTimeWaitNow(rep) // the exit line counts TIME_WAIT as the kernel holds it now
 	}
 	if pl.json != nil {
 		if rep != nil && noteworthy(rep) {

@@ -25,6 +25,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/ledger"
 	"github.com/tcptrace/tcptrace/internal/metrics"
 	"github.com/tcptrace/tcptrace/internal/owners"
 	"github.com/tcptrace/tcptrace/internal/probe"
@@ -92,11 +93,12 @@ type agent struct {
 	rec     *capture.Writer
 	bw      *bufio.Writer
 	start   uint64
-	lastSet time.Time // tracker stats to metrics
-	lastRep time.Time // diagnosis to metrics
-	lastFl  time.Time // output and capture flushed
-	feed    func()    // the ledger's snapshots to the engine
-	memLim  *memLimit // the Go runtime's soft memory limit, following the live heap
+	lastSet time.Time     // tracker stats to metrics
+	lastRep time.Time     // diagnosis to metrics
+	lastFl  time.Time     // output and capture flushed
+	tw      *timeWaitFeed // timewait steps and the pile read at start, to the engine
+	memLim  *memLimit     // the Go runtime's soft memory limit, following the live heap
+	twErr   error         // the capture failed while the pile was fed
 }
 
 // periodic runs housekeeping between events or at idle poll ticks.
@@ -117,8 +119,10 @@ func (a *agent) periodic() {
 	a.lastSet = now
 	a.memLim.adjust()
 	a.metrics.SetTracker(a.tracker.Stats())
-	if a.feed != nil {
-		a.feed()
+	if a.tw != nil {
+		if err := a.tw.feed(); err != nil && a.twErr == nil {
+			a.twErr = err
+		}
 	}
 	mono := probe.MonotonicNow()
 	a.engine.Tick(mono)
@@ -188,9 +192,9 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	clock := render.LiveClock()
 	hb.seen.Store(time.Now().UnixNano()) // the start-up self-test passed
 	a.engine = diagnosis.New(diag.options())
-	poller := startLedger(a.engine)
-	defer poller.Close()
-	a.feed = func() { feedLedger(a.engine, poller) }
+	pile := startPile("/proc", ledger.Filter{Port: kf.Port, Host: kf.Host})
+	defer pile.Close()
+	a.engine.SetNetnsHook(pile.Watch)
 	a.metrics = metrics.New(metrics.Options{TopK: sf.topK, Kernel: p, MaxTracked: f.maxConns, Version: version,
 		Container: func(c *events.Conn) string { return resolver.Conn(c).Label() },
 		Extra:     healthMetrics(hb)})
@@ -211,14 +215,21 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 		sink = &container.Filtered{Filter: cf, Resolver: resolver, Sink: sinks}
 	}
 	a.tracker = events.NewTracker(sink, procs, f.maxConns)
+	a.tracker.SetTimeWaitEvents(p.TimeWaitEvents())
+	a.tw = &timeWaitFeed{pile: pile, tracker: a.tracker, engine: a.engine, filter: connOnly,
+		onRead: func() {
+			pile.describe(os.Stderr)
+			a.lastRep = time.Time{} // the pile in the metrics now, not at the next report
+		}}
 	for _, l := range seeds {
 		a.tracker.AddListener(l.Netns, l.Port, l.Owner)
 	}
 	if sf.captureDir != "" {
-		if a.rec, err = serveRecorder(sf, clock, a.start); err != nil {
+		if a.rec, err = serveRecorder(sf, clock, a.start, p.TimeWaitEvents()); err != nil {
 			return err
 		}
 		defer a.rec.Close()
+		a.tw.write = a.rec.Write
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -247,6 +258,7 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	}()
 	fmt.Fprintf(os.Stderr, "tcptrace: serving metrics on http://%s/metrics (health: /healthz)\n", hl.Addr())
 	fmt.Fprintf(os.Stderr, "tcptrace: tracing TCP state changes (ring %s, poll %v) as a node agent; SIGTERM to stop\n", f.ringSize, f.poll)
+	fmt.Fprintf(os.Stderr, "tcptrace: TIME_WAIT: %s\n", p.TimeWaitMethod())
 
 	src := &hbSource{src: p, hb: hb, stallAfter: sf.stallAfter, start: time.Now(), stop: stopped}
 	var ev events.Event
@@ -261,6 +273,11 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 			break
 		}
 		a.tracker.Observe(&ev)
+		a.tw.observe(&ev)
+		if a.twErr != nil {
+			runErr = fmt.Errorf("writing capture: %w", a.twErr)
+			break
+		}
 		if a.rec != nil {
 			if err := a.rec.Write(&ev); err != nil {
 				runErr = fmt.Errorf("writing capture: %w", err)
@@ -323,7 +340,7 @@ func healthMetrics(hb *heartbeat) func(ch chan<- prometheus.Metric) {
 
 // serveRecorder creates DIR/tcptrace-<start>.tcpt, rotated by size and
 // count, after pruning earlier runs' files to --capture-count.
-func serveRecorder(sf *serveFlags, clock render.Clock, start uint64) (*capture.Writer, error) {
+func serveRecorder(sf *serveFlags, clock render.Clock, start uint64, twEvents bool) (*capture.Writer, error) {
 	size, err := parseSize(sf.captureSize)
 	if err != nil {
 		return nil, fmt.Errorf("--capture-size: %w", err)
@@ -337,7 +354,7 @@ func serveRecorder(sf *serveFlags, clock render.Clock, start uint64) (*capture.W
 	pruneCaptures(sf.captureDir, sf.captureCount)
 	name := filepath.Join(sf.captureDir, "tcptrace-"+time.Now().UTC().Format("20060102T150405Z")+".tcpt")
 	w, err := capture.Create(name, capture.Options{RotateSize: int64(size), RotateCount: sf.captureCount,
-		Overwrite: true, Tool: "tcptrace " + version, ClockOffset: clock.Offset, StartMono: start})
+		Overwrite: true, Tool: "tcptrace " + version, ClockOffset: clock.Offset, StartMono: start, TimeWaitEvents: twEvents})
 	if err != nil {
 		return nil, fmt.Errorf("--capture-dir: %w", err)
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
-// Sizes of the coder tables (part of format version 1: both sides must agree).
+// Sizes of the coder tables (part of the format: both sides must agree).
 const (
 	connSlots = 1 << 14 // connections a reference can reach back
 	commSlots = 1 << 12 // distinct task names per file
@@ -40,7 +40,10 @@ const (
 	mSaddr
 	mDaddr
 	mLost
-	mAll = mLost<<1 - 1
+	mTwOp   // format 2: TwOp
+	mRemain // format 2: Remain
+	mAllV1  = mLost<<1 - 1
+	mAll    = mRemain<<1 - 1
 )
 
 // Address tags.
@@ -171,6 +174,8 @@ func diff(ev, base *events.Event) uint64 {
 	set(mSaddr, ev.Saddr != base.Saddr)
 	set(mDaddr, ev.Daddr != base.Daddr)
 	set(mLost, ev.Lost != base.Lost)
+	set(mTwOp, ev.TwOp != base.TwOp)
+	set(mRemain, ev.Remain != base.Remain)
 	if ev.TaskPID != base.TaskPID || ev.TaskTID != base.TaskTID || ev.TaskComm != base.TaskComm {
 		if ev.TaskPID == ev.PID && ev.TaskTID == ev.TID && ev.TaskComm == ev.Comm {
 			m |= mTaskSame
@@ -250,6 +255,12 @@ func (e *encoder) fields(b []byte, m uint64, ev *events.Event) []byte {
 	if m&mLost != 0 {
 		b = u(b, ev.Lost.Ring)
 		b = u(b, ev.Lost.Recursion)
+	}
+	if m&mTwOp != 0 {
+		b = append(b, byte(ev.TwOp))
+	}
+	if m&mRemain != 0 {
+		b = u(b, uint64(ev.Remain))
 	}
 	return b
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,7 +110,7 @@ func TestBadFiles(t *testing.T) {
 		{"empty", nil, "empty file, not a tcptrace capture"},
 		{"magic", append([]byte("#!/bin/sh\n"), data[10:]...), "not a tcptrace capture"},
 		{"text", []byte("hello\n"), "not a tcptrace capture"},
-		{"future", newer, "written by a newer tcptrace (format v2); this one reads up to v1"},
+		{"future", newer, fmt.Sprintf("written by a newer tcptrace (format v%d); this one reads up to v%d", Version+1, Version)},
 		{"header", data[:20], "capture cut short in its header"},
 	} {
 		p := filepath.Join(dir, c.name)
@@ -133,6 +134,10 @@ func FuzzRead(f *testing.F) {
 	data, _ := small(f)
 	f.Add(data)
 	f.Add(data[:len(data)/2])
+	f.Add(timeWaitCapture(f))
+	if b, err := os.ReadFile("testdata/v1.tcpt"); err == nil {
+		f.Add(b)
+	}
 	f.Add([]byte(Magic))
 	f.Add([]byte{})
 	if b, err := os.ReadFile(samplePath); err == nil {

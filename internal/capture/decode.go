@@ -10,12 +10,17 @@ import (
 // decoder reads events from blocks written by encoder.
 type decoder struct {
 	coder
-	b   []byte // rest of the block
-	err error
+	b    []byte // rest of the block
+	err  error
+	bits uint64 // the field bits the file's format version has
 }
 
-func newDecoder() *decoder {
-	d := &decoder{}
+// newDecoder returns a decoder of a file in format version v.
+func newDecoder(v int) *decoder {
+	d := &decoder{bits: mAll}
+	if v < 2 {
+		d.bits = mAllV1
+	}
 	d.reset()
 	return d
 }
@@ -89,7 +94,7 @@ func (d *decoder) bytes(n int) []byte {
 // decode fills ev with the next event of the block.
 func (d *decoder) decode(ev *events.Event) error {
 	mask := d.uvarint()
-	if mask&^mAll != 0 || mask&(mNew|mAlone) == mNew|mAlone {
+	if mask&^d.bits != 0 || mask&(mNew|mAlone) == mNew|mAlone {
 		d.fail("unknown field bits")
 	}
 	slot := -1
@@ -191,6 +196,12 @@ func (d *decoder) fields(m uint64, ev *events.Event) {
 	if m&mLost != 0 {
 		ev.Lost.Ring = d.uvarint()
 		ev.Lost.Recursion = d.uvarint()
+	}
+	if m&mTwOp != 0 {
+		ev.TwOp = events.TwOp(d.byte1())
+	}
+	if m&mRemain != 0 {
+		ev.Remain = d.u32("remain")
 	}
 }
 

@@ -2,7 +2,7 @@
 // incident captures analysed later, elsewhere, without privileges
 // (tcptrace -w FILE, tcptrace -r FILE).
 //
-// # Format, version 1
+// # Format, version 2
 //
 // A capture (.tcpt) is a 10-byte preamble — the magic "\x89TCPTRC\n" and a
 // u16 format version — then framed records, append-only. A frame is: type
@@ -16,7 +16,8 @@
 //
 // 'H' is JSON: format, tool version, host, kernel release, clock offset
 // (wall ns − CLOCK_MONOTONIC ns, so replays print recorded times), start
-// (monotonic and wall), rotation sequence, the recorder's netns. 'N' is
+// (monotonic and wall), rotation sequence, the recorder's netns, whether
+// the source reported timewait sockets (events.KindTimeWait). 'N' is
 // JSON: a network namespace's TIME_WAIT sysctls (ip_local_port_range,
 // tcp_tw_reuse, tcp_timestamps, tcp_max_tw_buckets, tcp_fin_timeout;
 // "unknown" if unreadable), written before the first event in it. 'T' is
@@ -28,8 +29,10 @@
 // order of first appearance): a uvarint mask of the fields that changed, a
 // uvarint connection reference, the zigzag time delta from the previous
 // event, then the changed fields as uvarints, task names through a table
-// of 4096, addresses through a ring of the 8 last ones. Loss notices and a
-// connection's first event are encoded against the zero Event. Coder state
-// is reset per file, so each rotated file decodes alone. FORMAT.md has the
+// of 4096, addresses through a ring of the 8 last ones. Loss notices,
+// timewait events and a connection's first event are encoded against the
+// zero Event. Coder state is reset per file, so each rotated file decodes
+// alone. Version 2 added the timewait fields (TwOp, Remain) and the
+// header's timewait flag; version 1 files are read too. FORMAT.md has the
 // field table.
 package capture

@@ -14,8 +14,11 @@ import (
 // Magic opens every capture file.
 const Magic = "\x89TCPTRC\n"
 
-// Version is the format version this package writes and the newest it reads.
-const Version = 1
+// Version is the format version this package writes and the newest it
+// reads. Version 2 added the timewait fields (Event.TwOp, Event.Remain)
+// and Header.TimeWaitEvents, which a replay passes to
+// events.Tracker.SetTimeWaitEvents; version 1 files read as before.
+const Version = 2
 
 // Record types.
 const (
@@ -35,16 +38,17 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Header describes a capture: what recorded it, where and when.
 type Header struct {
-	Format      int       `json:"format"`       // format version of the file
-	Tool        string    `json:"tool"`         // tcptrace version that wrote it
-	Host        string    `json:"host"`         // host name
-	Kernel      string    `json:"kernel"`       // kernel release (uname -r)
-	ClockOffset int64     `json:"clock_offset"` // wall-clock ns minus CLOCK_MONOTONIC ns (render.Clock.Offset)
-	StartMono   uint64    `json:"start_mono"`   // CLOCK_MONOTONIC ns when recording started
-	Start       time.Time `json:"start"`        // wall-clock time when recording started
-	Seq         int       `json:"seq"`          // 0 for the first file of a recording, +1 per rotation
-	HostNetns   uint32    `json:"host_netns"`   // the recorder's network namespace
-	Netns       []*Netns  `json:"-"`            // sysctls of each namespace met so far (from netns records)
+	Format         int       `json:"format"`                    // format version of the file
+	Tool           string    `json:"tool"`                      // tcptrace version that wrote it
+	Host           string    `json:"host"`                      // host name
+	Kernel         string    `json:"kernel"`                    // kernel release (uname -r)
+	ClockOffset    int64     `json:"clock_offset"`              // wall-clock ns minus CLOCK_MONOTONIC ns (render.Clock.Offset)
+	StartMono      uint64    `json:"start_mono"`                // CLOCK_MONOTONIC ns when recording started
+	Start          time.Time `json:"start"`                     // wall-clock time when recording started
+	Seq            int       `json:"seq"`                       // 0 for the first file of a recording, +1 per rotation
+	HostNetns      uint32    `json:"host_netns"`                // the recorder's network namespace
+	TimeWaitEvents bool      `json:"timewait_events,omitempty"` // the source reported timewait sockets (events.KindTimeWait); false in v1 files
+	Netns          []*Netns  `json:"-"`                         // sysctls of each namespace met so far (from netns records)
 }
 
 // Sysctls that decide TIME_WAIT behaviour, recorded per network namespace.

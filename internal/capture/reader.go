@@ -62,7 +62,7 @@ func Open(path string) (*Reader, error) {
 
 // NewReader reads a capture's header from in.
 func NewReader(in io.Reader) (*Reader, error) {
-	r := &Reader{dec: newDecoder()}
+	r := &Reader{}
 	r.fr.r = bufio.NewReaderSize(in, 256<<10)
 	var pre [preambleLen]byte
 	n, err := io.ReadFull(r.fr.r, pre[:])
@@ -86,6 +86,7 @@ func NewReader(in io.Reader) (*Reader, error) {
 	if v == 0 {
 		return nil, errors.New("bad capture format version 0")
 	}
+	r.dec = newDecoder(v)
 	r.fr.off = int64(preambleLen)
 	switch err := r.fr.next(); {
 	case err == io.EOF || err == errCut:

@@ -33,6 +33,9 @@ type Options struct {
 	StartMono   uint64 // CLOCK_MONOTONIC ns the recording started; now if 0
 	BlockSize   int    // DefaultBlockSize if 0
 	Proc        string // proc filesystem to read sysctls from; "/proc" if ""
+	// TimeWaitEvents: the source reports timewait sockets
+	// (events.KindTimeWait); recorded in the header for replays.
+	TimeWaitEvents bool
 	// Lookup, when set, replaces reading a namespace's sysctls (tests).
 	Lookup func(netns uint32, pids ...uint32) *Netns
 }
@@ -112,6 +115,7 @@ func newWriter(opts Options) *Writer {
 	w.hdr = Header{
 		Format: Version, Tool: opts.Tool, ClockOffset: opts.ClockOffset,
 		Start: now, StartMono: uint64(now.UnixNano() - opts.ClockOffset),
+		TimeWaitEvents: opts.TimeWaitEvents,
 	}
 	if opts.StartMono != 0 {
 		w.hdr.StartMono = opts.StartMono
@@ -188,7 +192,8 @@ func (w *Writer) put(b []byte) error {
 }
 
 // Write records ev. Loss notices (events.KindLoss) are recorded in place and
-// their counters kept for the end record.
+// their counters kept for the end record. A transition or timewait step in
+// a namespace not met before first records the namespace's sysctls.
 func (w *Writer) Write(ev *events.Event) error {
 	if w.err != nil {
 		return w.err
@@ -196,7 +201,7 @@ func (w *Writer) Write(ev *events.Event) error {
 	if w.closed {
 		return errors.New("writing capture: writer closed")
 	}
-	if ev.Netns != w.lastNs && ev.Kind == events.KindTransition {
+	if ev.Netns != w.lastNs && (ev.Kind == events.KindTransition || ev.Kind == events.KindTimeWait) {
 		if err := w.newNetns(ev); err != nil {
 			return err
 		}

@@ -83,14 +83,20 @@ type destState struct {
 	dest      Dest
 	first     uint64 // ns first seen
 	last      uint64 // ns of its latest activity
-	tw        series // TIME_WAIT handovers traced, per second
+	tw        series // handovers to a timewait socket traced (TIME_WAIT or orphaned FIN_WAIT2), per second
 	conns     series // client connections finished
 	short     series // of them, those shorter than ShortLife
 	owners    [4]ownerCount
 	lastOwner ProcKey // of the latest client connection
 	failed    uint64  // connects that failed toward it
-	ledger    ledgerView
-	warned    bool // port exhaustion
+	ns        *nsView // its namespace
+	open      int     // client connections established toward it, not closed yet
+	timeWait  int     // timewait sockets held toward it now: TIME_WAIT
+	finWait2  int     // and orphaned FIN_WAIT2
+	exp       dueRing
+	rows      map[twKey]*twRow // its timewait sockets by owner
+	lastRow   *twRow           // the latest row looked up: churn repeats it
+	warned    bool             // port exhaustion
 	churned   bool
 	lastETA   Forecast
 	hasFcast  bool
@@ -137,15 +143,4 @@ func (d *destState) rate(r *series, now uint64) float64 {
 		}
 	}
 	return float64(r.sum(int64(now/1e9), secs)) / float64(secs)
-}
-
-// ledgerView is one destination's share of the latest kernel table.
-type ledgerView struct {
-	at       uint64   // ns of the snapshot, 0 if none
-	gen      uint32   // Engine.gen of the snapshot
-	expiries []uint32 // ms left on its TIME_WAIT sockets' timers (client side only)
-	inUse    int      // other sockets holding range ports toward it
-	netnsTW  int      // TIME_WAIT in its namespace
-	traced   uint32   // handovers traced since the snapshot
-	sorted   bool     // expiries are in ascending order
 }

@@ -22,7 +22,7 @@ const (
 type Reporter interface {
 	Warning(w *Warning)
 	Failed(f *FailedNotice)
-	TimeWaitEnd(e *TimeWaitEnd)
+	TimeWait(s *TimeWaitStep)
 }
 
 // Warning kinds.
@@ -38,7 +38,7 @@ type Warning struct {
 	Dest     Dest
 	Owner    ProcKey // the process making most of the TIME_WAIT (or connects)
 	Rate     float64 // new TIME_WAIT per second (churn: connects per second)
-	Held     int     // TIME_WAIT toward the destination now
+	Held     int     // timewait sockets (TIME_WAIT, orphaned FIN_WAIT2) toward the destination now
 	Failed   uint64  // connects toward it that failed so far
 	Lifetime time.Duration
 	Forecast Forecast
@@ -55,14 +55,19 @@ type FailedNotice struct {
 	Total uint64
 }
 
-// TimeWaitEnd is the kernel dropping a traced TIME_WAIT socket.
-type TimeWaitEnd struct {
-	Time   uint64 // when its timer ran out (or when it was seen gone)
-	Cookie uint64
-	Owner  ProcKey
-	Dest   Dest
-	Sport  uint16
-	Held   time.Duration // since the handover
+// TimeWaitStep is a step of a timewait socket after its connection's
+// CLOSE: an orphaned FIN_WAIT2 got the peer's FIN and is TIME_WAIT now
+// (Op TwMove), or the kernel dropped it (TwExpire, TwKill, TwReuse).
+type TimeWaitStep struct {
+	Time     uint64 // CLOCK_MONOTONIC ns of the step
+	Op       events.TwOp
+	Old, New events.State // substate before and after (New is CLOSE for an end)
+	Cookie   uint64
+	Owner    ProcKey
+	Known    bool // the owner was traced (false: the socket predates tracing)
+	Dest     Dest
+	Sport    uint16
+	Held     time.Duration // since the timewait socket took over (found: since it was read)
 }
 
 // Options configure an Engine.
@@ -70,31 +75,31 @@ type Options struct {
 	Threshold time.Duration         // warn when exhaustion is nearer; DefaultThreshold if 0
 	ChurnRate float64               // connects/s that, with short lives, is churn; DefaultChurnRate if 0
 	ShortLife time.Duration         // DefaultShortLife if 0
-	Sysctls   func(uint32) *Sysctls // a namespace's settings when no live snapshot has them (replay)
+	Sysctls   func(uint32) *Sysctls // a namespace's settings when none were set live (replay)
 	OnNetns   func(uint32)          // called once per namespace first seen (live: watch it)
 	Out       Reporter              // may be nil
+	// TimeWaitEvents says the stream reports timewait sockets
+	// (KindTimeWait): the forecast counts them from the table from the
+	// start. The first KindTimeWait event turns it on too.
+	TimeWaitEvents bool
 }
 
-// Engine is a Sink that joins the stream with the kernel's TIME_WAIT table
-// and forecasts port exhaustion. It is not safe for concurrent use.
+// Engine is a Sink that follows the live timewait sockets (TimeWait),
+// forecasts port exhaustion, flags churn and counts failed connects. It
+// is not safe for concurrent use.
 type Engine struct {
-	o       Options
-	dests   map[Dest]*destState
-	netns   map[uint32]*nsView
-	cookies cookieTable
-	failed  failedTable
-	stats   *Stats
-	lastRun uint64
-	warns   []Warning
-	radix   []uint32       // reused by sortTimers
-	runs    []run          // reused by forecast
-	gen     uint32         // snapshots joined
-	peers   []peerJoin     // reused by Ledger
-	owned   map[uint64]int // reused by Ledger: peer<<32|owner → traced TIME_WAIT past a peer's first owner
-	twEnd   TimeWaitEnd    // reused by ended
-	lastD   *destState     // the latest destination looked up: churn repeats it
-	lastNs  *nsView        // the latest namespace looked up
-	plain   bool           // tests: join looking every socket up
+	o        Options
+	dests    map[Dest]*destState
+	netns    map[uint32]*nsView
+	failed   failedTable
+	stats    *Stats
+	lastRun  uint64
+	warns    []Warning
+	runs     []run      // reused by forecast
+	lastD    *destState // the latest destination looked up: churn repeats it
+	lastNs   *nsView    // the latest namespace looked up
+	twEvents bool       // timewait sockets come as events: the table is the truth
+	tw       twTable
 }
 
 // New returns an engine.
@@ -109,12 +114,33 @@ func New(o Options) *Engine {
 		o.ShortLife = DefaultShortLife
 	}
 	return &Engine{o: o, dests: map[Dest]*destState{}, netns: map[uint32]*nsView{},
-		cookies: newCookieTable(), failed: failedTable{m: map[failKey]*failCount{}}, stats: newStats(),
-		owned: map[uint64]int{}}
+		failed: failedTable{m: map[failKey]*failCount{}}, stats: newStats(), twEvents: o.TimeWaitEvents,
+		tw: twTable{}}
 }
 
-// Transition counts a step (time in state is taken from finished connections).
-func (e *Engine) Transition(*events.Transition) {}
+// Transition counts the open client connections per destination (the
+// forecast's InUse): a client connection's handshake completing adds one,
+// its CLOSE after that removes it. Time in state is taken from finished
+// connections.
+func (e *Engine) Transition(t *events.Transition) {
+	c := t.Conn
+	if c == nil || c.Role != events.RoleClient {
+		return
+	}
+	switch {
+	case t.New == events.Established && (t.Old == events.SynSent || t.Old == events.SynRecv):
+		e.dest(clientDest(c), c.Last).open++
+	case t.New == events.Close && t.Old != events.SynSent && t.Old != events.SynRecv && t.Old != events.Close:
+		if d := e.lookup(clientDest(c)); d != nil && d.open > 0 {
+			d.open--
+		}
+	}
+}
+
+// clientDest is where a client connection goes.
+func clientDest(c *events.Conn) Dest {
+	return Dest{Netns: c.Netns, Saddr: c.Saddr, Daddr: c.Daddr, Dport: c.Dport}
+}
 
 // Loss ignores loss notices.
 func (e *Engine) Loss(*events.Event) {}
@@ -139,14 +165,18 @@ func (e *Engine) Finished(c *events.Conn) {
 		return
 	}
 	client := c.Role == events.RoleClient || (c.Role == events.RoleUnknown && e.sysctls(c.Netns).InRange(c.Sport))
-	key := Dest{Netns: c.Netns, Saddr: c.Saddr, Daddr: c.Daddr, Dport: c.Dport}
+	key := clientDest(c)
 	if !client {
 		key = Dest{Netns: c.Netns, Saddr: c.Saddr, Lport: c.Sport}
 	}
-	if !client && !c.TimeWait {
+	holds := c.TimeWait || c.TwState == events.FinWait2 // a timewait socket took it over
+	if !client && !holds {
 		return
 	}
 	d := e.dest(key, c.Last)
+	if c.TwState != events.Unknown {
+		e.settle(c, d, owner)
+	}
 	sec := int64(c.Last / 1e9)
 	conn := client && c.Role == events.RoleClient && !c.Partial
 	if conn {
@@ -156,13 +186,9 @@ func (e *Engine) Finished(c *events.Conn) {
 		}
 		d.lastOwner = owner
 	}
-	if c.TimeWait {
+	if holds {
 		d.tw.add(sec, 1)
 		d.addOwner(owner)
-		if c.Last > d.ledger.at {
-			d.ledger.traced++ // not in the latest snapshot yet
-		}
-		e.cookies.put(c.Cookie, cookieRec{owner: owner, dest: key, sport: c.Sport, at: c.Last})
 	}
 	if conn {
 		e.churn(d, c.Last)
@@ -177,21 +203,47 @@ func (e *Engine) dest(k Dest, now uint64) *destState {
 		d = e.dests[k]
 		if d == nil {
 			if len(e.dests) >= MaxDests {
-				var old *destState
-				for _, x := range e.dests {
-					if old == nil || x.last < old.last {
-						old = x
-					}
-				}
-				delete(e.dests, old.dest)
+				e.evict()
 			}
-			d = &destState{dest: k, first: now}
+			d = &destState{dest: k, first: now, ns: e.ns(k.Netns)}
+			d.exp.cur = int64(now / 1e9)
 			e.dests[k] = d
 		}
 		e.lastD = d
 	}
 	d.last = max(d.last, now)
 	return d
+}
+
+// lookup returns the state of a destination, nil if none.
+func (e *Engine) lookup(k Dest) *destState {
+	if d := e.lastD; d != nil && d.dest.same(&k) {
+		return d
+	}
+	return e.dests[k]
+}
+
+// evict drops the least recently active destination, one that holds no
+// timewait socket and no open connection if there is one. A destination
+// dropped with timewait sockets keeps their counts right: its sockets
+// still point to it (the report no longer shows it).
+func (e *Engine) evict() {
+	var old, idle *destState
+	for _, x := range e.dests {
+		if old == nil || x.last < old.last {
+			old = x
+		}
+		if x.timeWait+x.finWait2 == 0 && x.open == 0 && (idle == nil || x.last < idle.last) {
+			idle = x
+		}
+	}
+	if idle != nil {
+		old = idle
+	}
+	delete(e.dests, old.dest)
+	if e.lastD == old {
+		e.lastD = nil
+	}
 }
 
 // Tick evaluates the forecasts at time now (CLOCK_MONOTONIC ns), at most
@@ -205,6 +257,7 @@ func (e *Engine) Tick(now uint64) {
 // tick evaluates the forecasts and reports the failed-connect notices.
 func (e *Engine) tick(now uint64) {
 	e.lastRun = now
+	e.prune(now)
 	for _, d := range e.dests {
 		e.evaluate(d, now)
 	}
@@ -268,43 +321,3 @@ func (e *Engine) warn(w Warning) {
 
 // Warnings returns the warnings issued so far (the first 1024).
 func (e *Engine) Warnings() []Warning { return e.warns }
-
-// sysctls returns a namespace's settings: the live ones read with its
-// latest snapshot, else Options.Sysctls', else the kernel defaults.
-func (e *Engine) sysctls(netns uint32) Sysctls {
-	if v := e.netns[netns]; v != nil && v.live {
-		return v.sysctls
-	}
-	if e.o.Sysctls != nil {
-		if s := e.o.Sysctls(netns); s != nil {
-			return *s
-		}
-	}
-	return DefaultSysctls
-}
-
-// ns notes a namespace, telling OnNetns the first time.
-func (e *Engine) ns(netns uint32) *nsView {
-	if v := e.lastNs; v != nil && v.netns == netns {
-		return v
-	}
-	v := e.netns[netns]
-	if v == nil {
-		if len(e.netns) >= MaxDests {
-			return &nsView{}
-		}
-		v = &nsView{netns: netns}
-		e.netns[netns] = v
-		if e.o.OnNetns != nil {
-			e.o.OnNetns(netns)
-		}
-	}
-	e.lastNs = v
-	return v
-}
-
-// SetNetnsHook sets Options.OnNetns after construction (live: watch the namespace).
-func (e *Engine) SetNetnsHook(fn func(uint32)) { e.o.OnNetns = fn }
-
-// SetSysctls sets Options.Sysctls after construction (replay: the recorded ones).
-func (e *Engine) SetSysctls(fn func(uint32) *Sysctls) { e.o.Sysctls = fn }

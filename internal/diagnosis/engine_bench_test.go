@@ -1,16 +1,37 @@
 package diagnosis
 
 import (
-	"cmp"
 	"net/netip"
+	"os"
 	"runtime"
-	"slices"
+	"strconv"
 	"testing"
-	"time"
 
 	"github.com/tcptrace/tcptrace/internal/events"
-	"github.com/tcptrace/tcptrace/internal/ledger"
 )
+
+// benchTimeWait is the timewait table of the benchmarks: TCPTRACE_BENCH_TW or 200000.
+func benchTimeWait() int {
+	if n, err := strconv.Atoi(os.Getenv("TCPTRACE_BENCH_TW")); err == nil && n > 0 {
+		return n
+	}
+	return 200000
+}
+
+// heapNow is the live heap after a collection.
+func heapNow() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// nopReporter counts what it is given.
+type nopReporter struct{ steps int }
+
+func (r *nopReporter) Warning(*Warning)       {}
+func (r *nopReporter) Failed(*FailedNotice)   {}
+func (r *nopReporter) TimeWait(*TimeWaitStep) { r.steps++ }
 
 // cookieGen hands out socket cookies as the kernel does (include/linux/cookie.h):
 // task context takes them from per-CPU batches of 4096, softirq from the
@@ -37,38 +58,46 @@ func (g *cookieGen) softirq() uint64 {
 }
 
 // churnBench is a loopback connect/close churn toward one server at 20k
-// connections/s, the client closing first: per connection a client that
-// hands over to TIME_WAIT, its server side, and 10 events (Ticks).
+// connections/s, the client closing first, as the live pipeline hands it
+// to the engine: per connection the client's handshake and CLOSE
+// (Transition), its timewait socket's start (TimeWait), the client and its
+// server side finished, the end (TwReuse) of the timewait socket started
+// lag connections before, and 10 Ticks.
 type churnBench struct {
 	e        *Engine
 	gen      cookieGen
 	cli, srv events.Conn
+	tw, end  events.Event
+	up, down events.Transition
 	now      uint64
 	rnd      uint64
-	pile     []uint64 // the latest client cookies: the TIME_WAIT pile
+	pile     []uint64 // the cookies of the latest lag timewait sockets
 	n        int      // connections so far
-	snap     *ledger.Snapshot
 }
 
 const churnStep = 50e3 // ns between connections: 20k/s
 
-// newChurnBench returns a churn whose TIME_WAIT pile is the latest pile client sockets.
-func newChurnBench(pile int) *churnBench {
+// newChurnBench returns a churn whose timewait sockets end lag connections after they start.
+func newChurnBench(lag int) *churnBench {
 	lo := netip.MustParseAddr("127.0.0.1")
 	spans := []events.Span{{State: events.SynSent, Dur: 20e3}, {State: events.Established, Dur: 100e3},
 		{State: events.FinWait1, Dur: 10e3}, {State: events.FinWait2, Dur: 10e3}}
-	cb := &churnBench{e: New(Options{Out: &nopReporter{}}), now: 1e9, rnd: 88172645463325252, pile: make([]uint64, pile)}
-	cb.cli = events.Conn{Owner: events.Owner{PID: 100, Comm: events.MakeComm("client")}, Role: events.RoleClient,
-		Netns: 7, Saddr: lo, Daddr: lo, Dport: 8080, Spans: spans, Closer: events.CloserLocal,
-		End: events.EndGraceful, TimeWait: true}
+	cb := &churnBench{e: New(Options{Out: &nopReporter{}}), now: 1e9, rnd: 88172645463325252, pile: make([]uint64, lag)}
+	owner := events.Owner{PID: 100, Comm: events.MakeComm("client"), Source: events.OwnerSyscall}
+	cb.cli = events.Conn{Owner: owner, Role: events.RoleClient, Netns: 7, Saddr: lo, Daddr: lo, Dport: 8080, Spans: spans,
+		Closer: events.CloserLocal, End: events.EndGraceful, TimeWait: true, TwState: events.TimeWait}
 	cb.srv = events.Conn{Owner: events.Owner{PID: 200, Comm: events.MakeComm("server")}, Role: events.RoleServer,
 		Netns: 7, Saddr: lo, Daddr: lo, Sport: 8080, Spans: spans[1:], Closer: events.CloserPeer, End: events.EndGraceful}
-	cb.snap = &ledger.Snapshot{Netns: 7, Listeners: 1, Peers: []ledger.Peer{{Saddr: lo, Daddr: lo, Dport: 8080}},
-		TimeWait: make([]ledger.TimeWait, 0, pile)}
+	cb.tw = events.Event{Kind: events.KindTimeWait, TwOp: events.TwStart, Netns: 7, Saddr: lo, Daddr: lo, Dport: 8080,
+		Old: events.FinWait2, New: events.TimeWait, PID: owner.PID, Comm: owner.Comm, Flags: events.FlagResolved}
+	cb.end = events.Event{Kind: events.KindTimeWait, TwOp: events.TwReuse, Netns: 7, Saddr: lo, Daddr: lo, Dport: 8080,
+		Old: events.TimeWait, New: events.Close}
+	cb.up = events.Transition{Conn: &cb.cli, Old: events.SynSent, New: events.Established}
+	cb.down = events.Transition{Conn: &cb.cli, Old: events.FinWait2, New: events.Close, TimeWait: true}
 	return cb
 }
 
-// conn runs one connection through the engine as the live pipeline does.
+// conn runs one connection through the engine.
 func (cb *churnBench) conn() {
 	e := cb.e
 	cb.rnd ^= cb.rnd << 13
@@ -80,91 +109,91 @@ func (cb *churnBench) conn() {
 	cb.srv.Cookie = cb.gen.softirq()
 	cb.cli.Sport = uint16(32768 + cb.n%28232)
 	cb.srv.Dport = cb.cli.Sport
-	cb.cli.Start, cb.cli.Last = start, start+140e3
+	cb.cli.Start, cb.cli.Last = start, start+20e3
 	cb.srv.Start, cb.srv.Last = start+20e3, start+150e3
+	e.Transition(&cb.up)
 	for k := range uint64(5) {
 		e.Tick(start + k*14e3)
 	}
+	cb.cli.Last = start + 140e3
+	cb.tw.Cookie, cb.tw.Sport, cb.tw.Time = cb.cli.Cookie, cb.cli.Sport, cb.cli.Last
+	e.TimeWait(&cb.tw)
+	e.Transition(&cb.down)
 	e.Finished(&cb.cli)
 	for k := range uint64(5) {
 		e.Tick(start + 70e3 + k*16e3)
 	}
 	e.Finished(&cb.srv)
-	cb.pile[cb.n%len(cb.pile)] = cb.cli.Cookie
+	i := cb.n % len(cb.pile)
+	if old := cb.pile[i]; old != 0 {
+		cb.end.Cookie, cb.end.Time = old, start+150e3
+		e.TimeWait(&cb.end)
+	}
+	cb.pile[i] = cb.cli.Cookie
 	cb.n++
 }
 
-// ledger joins a snapshot of the pile.
-func (cb *churnBench) ledger() { cb.e.Ledger(cb.build()) }
-
-// build makes a snapshot of the pile, in the kernel's hash order: by a
-// hash of the socket, the same from snapshot to snapshot.
-func (cb *churnBench) build() *ledger.Snapshot {
-	s := cb.snap
-	s.Time = cb.now
-	s.TimeWait = s.TimeWait[:0]
-	n := min(cb.n, len(cb.pile))
+// other files n timewait sockets that predate tracing toward another
+// destination, ending in a minute: the table the churn runs beside.
+func (cb *churnBench) other(n int) {
+	ev := events.Event{Kind: events.KindTimeWait, TwOp: events.TwFound, Netns: 7, Saddr: cliAddr, Daddr: srvAddr,
+		Dport: 80, New: events.TimeWait, Remain: 60000, Time: cb.now}
 	for i := range n {
-		age := uint64(i) * churnStep // the newest first
-		c := cb.pile[(cb.n-1-i+len(cb.pile))%len(cb.pile)]
-		s.TimeWait = append(s.TimeWait, ledger.TimeWait{Cookie: c, Expires: uint32(60000 - age/1e6)})
-	}
-	slices.SortFunc(s.TimeWait, func(a, b ledger.TimeWait) int {
-		return cmp.Compare(a.Cookie*0x9e3779b97f4a7c15, b.Cookie*0x9e3779b97f4a7c15)
-	})
-	s.Peers[0].TimeWait = n
-	return s
-}
-
-// warm fills the cookie table and the pile.
-func (cb *churnBench) warm(withLedger bool) {
-	for range max(2*maxCookies, len(cb.pile)) {
-		cb.conn()
-		if withLedger && cb.n%20000 == 0 {
-			cb.ledger()
-		}
+		ev.Cookie, ev.Sport = 1<<40+uint64(i), uint16(32768+i%28000)
+		cb.e.TimeWait(&ev)
 	}
 }
 
-// BenchmarkEngineChurn files the connections of a loopback churn (an op is
-// one connection: client and server finished, 10 Ticks), the cookie table full.
+// refresh restarts the timers of the other destination's sockets (a
+// retransmitted FIN), so that they outlive the benchmark.
+func (cb *churnBench) refresh(n int) {
+	ev := events.Event{Kind: events.KindTimeWait, TwOp: events.TwMove, Old: events.TimeWait, New: events.TimeWait, Time: cb.now}
+	for i := range n {
+		ev.Cookie = 1<<40 + uint64(i)
+		cb.e.TimeWait(&ev)
+	}
+}
+
+// BenchmarkEngineChurn is the engine's cost per connection of a churn (an
+// op: 2 Transitions, 2 TimeWait events, 2 Finished, 10 Ticks; ns/event is
+// per TimeWait and Finished call, the rest included):
+//   - empty: each timewait socket ends 64 connections after it started, the table holds 64;
+//   - table: the same, beside benchTimeWait() other timewait sockets;
+//   - pile: each ends benchTimeWait() connections (10 s) after it started, the table holds that many.
 func BenchmarkEngineChurn(b *testing.B) {
-	cb := newChurnBench(benchTimeWait())
-	cb.warm(false)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		cb.conn()
+	n := benchTimeWait()
+	for _, bc := range []struct {
+		name       string
+		lag, other int
+	}{{"empty", 64, 0}, {"table", 64, n}, {"pile", n, 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			base := heapNow()
+			cb := newChurnBench(bc.lag)
+			cb.other(bc.other)
+			for range bc.lag + 1<<16 {
+				cb.conn()
+			}
+			mem := heapNow() - base
+			refreshed := cb.n
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				cb.conn()
+				if bc.other > 0 && cb.n-refreshed >= 800000 { // 40 s of stream
+					b.StopTimer()
+					cb.refresh(bc.other)
+					refreshed = cb.n
+					b.StartTimer()
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(4*b.N), "ns/event")
+			b.ReportMetric(float64(cb.e.tw.socks.len()), "table")
+			b.ReportMetric(float64(mem)/float64(max(cb.e.tw.socks.len(), 1)), "B/sock")
+			if cb.e.tw.lost != 0 || cb.e.tw.stray != 0 || cb.e.tw.socks.len() != bc.lag+bc.other {
+				b.Fatalf("table %d (want %d), lost %d, stray %d", cb.e.tw.socks.len(), bc.lag+bc.other, cb.e.tw.lost, cb.e.tw.stray)
+			}
+			runtime.KeepAlive(cb)
+		})
 	}
-}
-
-// BenchmarkEngineChurnLedger is BenchmarkEngineChurn with, every second of
-// the stream (20k connections), the join of a snapshot of the TIME_WAIT pile
-// (the latest benchTimeWait() client sockets). An op is one connection.
-func BenchmarkEngineChurnLedger(b *testing.B) {
-	cb := newChurnBench(benchTimeWait())
-	cb.snap.TimeWait = nil
-	base := heapNow()
-	cb.warm(true)
-	cb.snap.TimeWait = nil
-	engine := heapNow() - base // the engine's memory, the snapshot's apart
-	cb.snap.TimeWait = make([]ledger.TimeWait, 0, len(cb.pile))
-	var joins time.Duration
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		cb.conn()
-		if cb.n%20000 == 0 {
-			b.StopTimer() // the snapshot's making is the ledger's
-			s := cb.build()
-			b.StartTimer()
-			t0 := time.Now()
-			cb.e.Ledger(s)
-			joins += time.Since(t0)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(joins.Nanoseconds())/float64(b.N), "join-ns/conn")
-	b.ReportMetric(float64(engine)/(1<<20), "engine-MiB")
-	runtime.KeepAlive(cb)
 }

@@ -10,11 +10,12 @@ import (
 type collect struct {
 	warns  []Warning
 	failed []FailedNotice
+	steps  []TimeWaitStep
 }
 
-func (c *collect) Warning(w *Warning)         { c.warns = append(c.warns, *w) }
-func (c *collect) Failed(f *FailedNotice)     { c.failed = append(c.failed, *f) }
-func (c *collect) TimeWaitEnd(e *TimeWaitEnd) {}
+func (c *collect) Warning(w *Warning)       { c.warns = append(c.warns, *w) }
+func (c *collect) Failed(f *FailedNotice)   { c.failed = append(c.failed, *f) }
+func (c *collect) TimeWait(s *TimeWaitStep) { c.steps = append(c.steps, *s) }
 
 // replayChurn feeds the engine, through a tracker, the recorded churn
 // fixture's connections repeated every period ns for n rounds with fresh
@@ -70,29 +71,5 @@ func TestChurnNotFlaggedSlow(t *testing.T) {
 		if w.Kind == KindChurn {
 			t.Errorf("slow connections flagged as churn: %+v", w)
 		}
-	}
-}
-
-// TestCookieTable checks the join table's bound, overwrite and reset.
-func TestCookieTable(t *testing.T) {
-	tb := newCookieTable()
-	d := Dest{Dport: 80}
-	for i := uint64(1); i <= maxCookies+10; i++ {
-		tb.put(i, cookieRec{dest: d, owner: ProcKey{PID: 7}, sport: uint16(i), at: i})
-	}
-	if _, ok := tb.get(1); ok {
-		t.Error("the oldest entry survived a full table")
-	}
-	if r, ok := tb.get(maxCookies + 10); !ok || r.dest != d || r.owner.PID != 7 || r.at != maxCookies+10 {
-		t.Errorf("newest entry %+v %v", r, ok)
-	}
-	if tb.len() != maxCookies {
-		t.Errorf("%d entries, want the bound %d", tb.len(), maxCookies)
-	}
-	for i := 0; i <= maxInterned; i++ {
-		tb.put(uint64(1<<40+i), cookieRec{dest: Dest{Dport: uint16(i), Netns: uint32(i)}})
-	}
-	if tb.resets != 1 || len(tb.dests.vals) > maxInterned {
-		t.Errorf("resets %d, %d interned destinations", tb.resets, len(tb.dests.vals))
 	}
 }

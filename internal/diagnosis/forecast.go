@@ -1,6 +1,6 @@
-// Package diagnosis finds the TIME_WAIT incident before it happens: it joins
-// traced connections to the kernel's TIME_WAIT table, forecasts ephemeral
-// port exhaustion per destination, flags connection churn and counts failed
+// Package diagnosis finds the TIME_WAIT incident before it happens: it
+// follows the kernel's timewait sockets as events, forecasts ephemeral port
+// exhaustion per destination, flags connection churn and counts failed
 // connects, and aggregates what a report needs.
 package diagnosis
 
@@ -16,6 +16,9 @@ import (
 // TimeWaitLen is how long Linux keeps a TIME_WAIT socket (TCP_TIMEWAIT_LEN).
 const TimeWaitLen = 60 * time.Second
 
+// DefaultFinTimeout is tcp_fin_timeout's default (TCP_FIN_TIMEOUT).
+const DefaultFinTimeout = 60 * time.Second
+
 // DefaultReuseDelay is how old a TIME_WAIT socket must be before
 // tcp_tw_reuse lets connect() take its port (tcp_tw_reuse_delay, 1 s).
 const DefaultReuseDelay = time.Second
@@ -27,12 +30,13 @@ type Sysctls struct {
 	Timestamps     int           // net.ipv4.tcp_timestamps: reuse needs it non-zero
 	MaxTwBuckets   int           // net.ipv4.tcp_max_tw_buckets, 0 when unknown
 	ReuseDelay     time.Duration // net.ipv4.tcp_tw_reuse_delay (DefaultReuseDelay when absent)
+	FinTimeout     time.Duration // net.ipv4.tcp_fin_timeout: an orphaned FIN_WAIT2's wait (DefaultFinTimeout when 0)
 	Known          bool          // the port range was read
 }
 
 // DefaultSysctls are the kernel's defaults, used when a namespace's are unknown.
 var DefaultSysctls = Sysctls{PortLo: 32768, PortHi: 60999, TwReuse: 2, Timestamps: 1,
-	MaxTwBuckets: 0, ReuseDelay: DefaultReuseDelay}
+	MaxTwBuckets: 0, ReuseDelay: DefaultReuseDelay, FinTimeout: DefaultFinTimeout}
 
 // ParseSysctls reads the values of net.ipv4.<name> keyed by name, as
 // captures record them; missing or unreadable values keep the defaults.
@@ -47,7 +51,7 @@ func ParseSysctls(m map[string]string) Sysctls {
 	}
 	num := func(name string, dst *int) {
 		if m[name] == "" {
-			return // no error to allocate: ParseSysctls runs at every snapshot
+			return // no error to allocate
 		}
 		if v, err := strconv.Atoi(strings.TrimSpace(m[name])); err == nil && v >= 0 {
 			*dst = v
@@ -56,6 +60,12 @@ func ParseSysctls(m map[string]string) Sysctls {
 	num("tcp_tw_reuse", &s.TwReuse)
 	num("tcp_timestamps", &s.Timestamps)
 	num("tcp_max_tw_buckets", &s.MaxTwBuckets)
+	if fin := 0; m["tcp_fin_timeout"] != "" {
+		num("tcp_fin_timeout", &fin)
+		if fin > 0 {
+			s.FinTimeout = time.Duration(fin) * time.Second
+		}
+	}
 	var ms int
 	if _, ok := m["tcp_tw_reuse_delay"]; ok {
 		ms = -1
@@ -68,7 +78,7 @@ func ParseSysctls(m map[string]string) Sysctls {
 }
 
 // twoFields splits s into its two space-separated fields, without the
-// allocation of strings.Fields (ParseSysctls runs at every snapshot).
+// allocation of strings.Fields.
 func twoFields(s string) (a, b string, ok bool) {
 	s = strings.TrimSpace(s)
 	i := strings.IndexFunc(s, unicode.IsSpace)
@@ -100,11 +110,11 @@ func (s Sysctls) Reuses(loopback bool) bool {
 type Inputs struct {
 	Sysctls  Sysctls
 	Loopback bool            // both ends are loopback (for tcp_tw_reuse=2)
-	Held     int             // TIME_WAIT sockets toward the destination now
+	Held     int             // timewait sockets (TIME_WAIT, orphaned FIN_WAIT2) toward the destination now
 	Expiries []time.Duration // their remaining timers; nil: spread evenly over TimeWaitLen
-	InUse    int             // other sockets holding range ports toward it (open connections, listeners)
-	Rate     float64         // new TIME_WAIT sockets per second toward it
-	NetnsTW  int             // TIME_WAIT sockets in the whole namespace (tcp_max_tw_buckets)
+	InUse    int             // other sockets holding range ports toward it (open connections)
+	Rate     float64         // new timewait sockets per second toward it
+	NetnsTW  int             // timewait sockets in the whole namespace (tcp_max_tw_buckets counts both)
 	Scratch  []time.Duration // optional room for Predict's working copy (no allocation when big enough)
 }
 

@@ -83,12 +83,23 @@ func TestSharedRange(t *testing.T) {
 
 func TestParseSysctls(t *testing.T) {
 	s := ParseSysctls(map[string]string{"ip_local_port_range": "40000 40063", "tcp_tw_reuse": "0",
-		"tcp_timestamps": "1", "tcp_max_tw_buckets": "262144", "tcp_tw_reuse_delay": "2000"})
-	if s.PortLo != 40000 || s.PortHi != 40063 || s.TwReuse != 0 || s.MaxTwBuckets != 262144 || s.ReuseDelay != 2*time.Second || !s.Known {
+		"tcp_timestamps": "1", "tcp_max_tw_buckets": "262144", "tcp_tw_reuse_delay": "2000", "tcp_fin_timeout": "30"})
+	if s.PortLo != 40000 || s.PortHi != 40063 || s.TwReuse != 0 || s.MaxTwBuckets != 262144 || s.ReuseDelay != 2*time.Second ||
+		s.FinTimeout != 30*time.Second || !s.Known {
 		t.Errorf("%+v", s)
 	}
 	if d := ParseSysctls(map[string]string{"ip_local_port_range": "unknown", "tcp_tw_reuse": "x"}); d.Known || d != DefaultSysctls {
 		t.Errorf("bad values: %+v", d)
+	}
+}
+
+// TestParseSysctlsFields checks the port range's parsing without strings.Fields.
+func TestParseSysctlsFields(t *testing.T) {
+	for in, ok := range map[string]bool{"1024 65000": true, " 1024\t65000\n": true, "1024": false, "1 2 3": false, "": false} {
+		s := ParseSysctls(map[string]string{"ip_local_port_range": in})
+		if s.Known != ok || ok && (s.PortLo != 1024 || s.PortHi != 65000) {
+			t.Errorf("%q: %+v", in, s)
+		}
 	}
 }
 

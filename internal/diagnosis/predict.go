@@ -2,100 +2,57 @@ package diagnosis
 
 import (
 	"math"
-	"slices"
-	"sort"
 	"time"
 )
 
-// run is count timers at one value.
+// run is n timers at one value.
 type run struct {
 	v time.Duration
 	n int
 }
 
-// timers is the multiset of a destination's TIME_WAIT timers that the
-// forecast works on, in ascending order without a copy: a fresh snapshot's
-// (ms, sorted, those still running at age) less its age, and the traced
-// handovers since at TimeWaitLen less that age; else, per second of the
-// last minute, the traced handovers at TimeWaitLen less their age.
+// timers is the multiset of a destination's timewait timers that the
+// forecast works on, as ascending runs of equal values: from the table
+// (the seconds their timers run out in), or, without timewait events, the
+// traced handovers of each second of the last minute at TimeWaitLen less
+// their age.
 type timers struct {
-	ms     []uint32 // sorted; all run past age
-	age    time.Duration
-	traced int
-	runs   []run // without a fresh snapshot: ascending
+	runs []run
 }
 
 // each calls fn with the timers above off, less off, in ascending order,
 // as runs of equal values, until fn returns true.
 func (tm *timers) each(off time.Duration, fn func(v time.Duration, n int) bool) {
-	if tm.runs != nil {
-		for _, r := range tm.runs {
-			if r.v > off && fn(r.v-off, r.n) {
-				return
-			}
-		}
-		return
-	}
-	x := TimeWaitLen - tm.age // the traced handovers'
-	pending := tm.traced > 0 && x > off
-	for _, ms := range tm.ms[tm.above(off):] {
-		v := time.Duration(ms)*time.Millisecond - tm.age
-		if pending && x <= v {
-			if pending = false; fn(x-off, tm.traced) {
-				return
-			}
-		}
-		if fn(v-off, 1) {
+	for _, r := range tm.runs {
+		if r.v > off && fn(r.v-off, r.n) {
 			return
 		}
 	}
-	if pending {
-		fn(x-off, tm.traced)
-	}
-}
-
-// above returns the index of the first of tm.ms above off once less the age.
-func (tm *timers) above(off time.Duration) int {
-	return sort.Search(len(tm.ms), func(i int) bool { return time.Duration(tm.ms[i])*time.Millisecond-tm.age > off })
 }
 
 // count returns how many timers are above off.
 func (tm *timers) count(off time.Duration) int {
-	if tm.runs != nil {
-		n := 0
-		for _, r := range tm.runs {
-			if r.v > off {
-				n += r.n
-			}
+	n := 0
+	for _, r := range tm.runs {
+		if r.v > off {
+			n += r.n
 		}
-		return n
-	}
-	n := len(tm.ms) - tm.above(off)
-	if TimeWaitLen-tm.age > off {
-		n += tm.traced
 	}
 	return n
 }
 
 // forecast returns the forecast's inputs for d at now (Expiries left nil,
-// Held their count) and what Predict makes of them, without building and
-// sorting the timers: the snapshot's are sorted once (radix), then an
-// evaluation costs binary searches and the timers the forecast looks at,
-// not every TIME_WAIT socket.
+// Held their count) and what Predict makes of them, working on the timers
+// as runs per second, not one per timewait socket. With timewait events
+// the held sockets and their timers are the table's; without, the traced
+// handovers of the last minute, each assumed to last TimeWaitLen.
 func (e *Engine) forecast(d *destState, s Sysctls, now uint64) (Inputs, Forecast) {
-	in := Inputs{Sysctls: s, Loopback: d.dest.Loopback(), Rate: d.rate(&d.tw, now)}
+	in := Inputs{Sysctls: s, Loopback: d.dest.Loopback(), Rate: d.rate(&d.tw, now), InUse: d.open}
 	var tm timers
-	l := &d.ledger
-	if l.at != 0 && now >= l.at && now-l.at < uint64(staleLedger) {
-		if !l.sorted {
-			sortTimers(l.expiries, &e.radix)
-			l.sorted = true
-		}
-		tm.age = time.Duration(now - l.at)
-		tm.ms, tm.traced = l.expiries, int(l.traced)
-		tm.ms = tm.ms[tm.above(0):]
-		in.Held = len(tm.ms) + int(l.traced)
-		in.InUse, in.NetnsTW = l.inUse, l.netnsTW+int(l.traced)
+	if e.twEvents {
+		tm.runs = d.exp.timers(now, e.runs[:0])
+		in.Held = d.timeWait + d.finWait2
+		in.NetnsTW = d.ns.tw + d.ns.fw2
 	} else {
 		nowSec := int64(now / 1e9)
 		d.tw.advance(nowSec)
@@ -106,9 +63,9 @@ func (e *Engine) forecast(d *destState, s Sysctls, now uint64) (Inputs, Forecast
 				in.Held += int(n)
 			}
 		}
-		e.runs = tm.runs
 		in.NetnsTW = in.Held
 	}
+	e.runs = tm.runs
 	return in, predictTimers(in, &tm)
 }
 
@@ -193,40 +150,4 @@ func (x *exhaust) try(end time.Duration) bool {
 		return true
 	}
 	return false
-}
-
-// sortTimers sorts timers (ms), a radix sort for big slices with scratch
-// memory kept in buf.
-func sortTimers(a []uint32, buf *[]uint32) {
-	if len(a) < 512 {
-		slices.Sort(a)
-		return
-	}
-	var top uint32
-	for _, v := range a {
-		top = max(top, v)
-	}
-	if cap(*buf) < len(a) {
-		*buf = make([]uint32, len(a)+len(a)/4)
-	}
-	src, dst := a, (*buf)[:len(a)]
-	for shift := uint(0); shift < 32 && top>>shift != 0; shift += 8 {
-		var at [256]int
-		for _, v := range src {
-			at[uint8(v>>shift)]++
-		}
-		sum := 0
-		for i, c := range at {
-			at[i], sum = sum, sum+c
-		}
-		for _, v := range src {
-			d := uint8(v >> shift)
-			dst[at[d]] = v
-			at[d]++
-		}
-		src, dst = dst, src
-	}
-	if &src[0] != &a[0] {
-		copy(a, src)
-	}
 }

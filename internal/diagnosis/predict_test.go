@@ -5,27 +5,31 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/tcptrace/tcptrace/internal/events"
 )
 
 // inputs gathers the forecast's inputs for d at now, every timer in
-// Expiries, as the engine did before forecast: the reference forecast is
-// checked against.
+// Expiries: with timewait events from the table's sockets one by one (each
+// at the end of the second its timer runs out in, an overdue one at 1 ns),
+// else from the handovers of the last minute. The forecast is checked
+// against Predict of these.
 func (e *Engine) inputs(d *destState, s Sysctls, now uint64) Inputs {
-	in := Inputs{Sysctls: s, Loopback: d.dest.Loopback(), Rate: d.rate(&d.tw, now)}
-	l := &d.ledger
-	if l.at != 0 && now >= l.at && now-l.at < uint64(staleLedger) {
-		age := time.Duration(now - l.at)
-		for _, ms := range l.expiries {
-			if x := time.Duration(ms) * time.Millisecond; x > age {
-				in.Expiries = append(in.Expiries, x-age)
+	in := Inputs{Sysctls: s, Loopback: d.dest.Loopback(), Rate: d.rate(&d.tw, now), InUse: d.open}
+	nowSec := int64(now / 1e9)
+	if e.twEvents {
+		e.tw.socks.each(func(_ uint64, x *twSock) {
+			if x.row.d != d {
+				return
 			}
-		}
-		for range l.traced {
-			in.Expiries = append(in.Expiries, TimeWaitLen-age)
-		}
-		in.InUse, in.NetnsTW = l.inUse, l.netnsTW+int(l.traced)
+			v := time.Duration(1)
+			if x.due >= nowSec {
+				v = time.Duration(uint64(x.due+1)*1e9 - now)
+			}
+			in.Expiries = append(in.Expiries, v)
+		})
+		in.NetnsTW = d.ns.tw + d.ns.fw2
 	} else {
-		nowSec := int64(now / 1e9)
 		d.tw.advance(nowSec)
 		for a := int64(0); a < int64(TimeWaitLen/time.Second); a++ {
 			n := d.tw.counts[(nowSec-a+window)%window]
@@ -45,20 +49,56 @@ func (e *Engine) inputs(d *destState, s Sysctls, now uint64) Inputs {
 	return in
 }
 
+// randomTable files n random timewait sockets toward d's destination
+// through TimeWait: starts (TIME_WAIT or orphaned FIN_WAIT2) over the last
+// 70 s, sockets found with any time left, moves and ends among them.
+func randomTable(e *Engine, d *destState, n int, now uint64, next func(uint64) uint64, cookie *uint64) {
+	var live []uint64
+	for range n {
+		*cookie++
+		ev := events.Event{Kind: events.KindTimeWait, TwOp: events.TwStart, Cookie: *cookie, Netns: d.dest.Netns,
+			Saddr: d.dest.Saddr, Daddr: d.dest.Daddr, Sport: uint16(32768 + next(28000)), Dport: d.dest.Dport,
+			New: events.TimeWait, Time: now - next(70e9)}
+		switch next(6) {
+		case 0:
+			ev.New = events.FinWait2
+		case 1:
+			ev.TwOp, ev.Time, ev.Remain = events.TwFound, now-next(5e9), uint32(next(60001))
+			if next(20) == 0 {
+				ev.Remain = uint32(next(1 << 30)) // a long FIN_WAIT2 timer
+			}
+		}
+		e.TimeWait(&ev)
+		live = append(live, ev.Cookie)
+		if next(8) == 0 {
+			c := live[next(uint64(len(live)))]
+			step := events.Event{Kind: events.KindTimeWait, TwOp: events.TwMove, Cookie: c, Time: now - next(60e9),
+				Old: events.FinWait2, New: events.TimeWait}
+			if next(2) == 0 {
+				step.TwOp, step.New = events.TwKill, events.Close
+			}
+			e.TimeWait(&step)
+		}
+	}
+}
+
 // TestForecastSameAsPredict checks forecast against Predict of every timer,
-// over random destinations: with and without a fresh snapshot, loopback or
+// over random destinations: from the table or from handovers, loopback or
 // not, with reuse or not, near and far from exhaustion.
 func TestForecastSameAsPredict(t *testing.T) {
 	next := xorshift()
 	lo, far := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("10.0.0.9")
-	e := New(Options{})
-	kinds := map[[4]bool]int{}
+	kinds := map[[5]bool]int{}
 	defer func() { t.Log(kinds) }()
-	for i := range 2000 {
-		d := &destState{dest: Dest{Netns: 1, Saddr: lo, Daddr: lo, Dport: 80}}
+	var cookie uint64
+	for i := range 600 {
+		e := New(Options{TimeWaitEvents: next(3) != 0})
+		now := uint64(100e9 + next(10e9))
+		k := Dest{Netns: 1, Saddr: lo, Daddr: lo, Dport: 80}
 		if next(2) == 0 {
-			d.dest.Daddr = far
+			k.Daddr = far
 		}
+		d := e.dest(k, now-next(30e9))
 		s := DefaultSysctls
 		s.PortLo, s.PortHi = 32768, 32768+int(next(30000))
 		s.TwReuse, s.Timestamps = int(next(3)), int(next(2))
@@ -66,8 +106,6 @@ func TestForecastSameAsPredict(t *testing.T) {
 		if next(4) == 0 {
 			s.MaxTwBuckets = int(next(60000))
 		}
-		now := uint64(100e9 + next(10e9))
-		d.first = now - next(30e9)
 		rate := next(2000)
 		if next(5) == 0 {
 			rate = next(3)
@@ -75,60 +113,29 @@ func TestForecastSameAsPredict(t *testing.T) {
 		for sec := now/1e9 - 70; sec <= now/1e9; sec++ {
 			d.tw.add(int64(sec), uint32(next(rate+1)))
 		}
-		if next(3) != 0 {
-			l := &d.ledger
-			l.at = now - next(6e9)
-			n := next(40000)
+		if e.twEvents {
+			n := next(5000)
 			if next(4) == 0 {
-				n = next(600)
+				n = next(300)
 			}
-			for range n {
-				ms := uint32(next(60001))
-				if next(50) == 0 {
-					ms = uint32(next(1 << 30)) // a long FIN_WAIT2 timer
-				}
-				l.expiries = append(l.expiries, ms)
-			}
-			if next(3) == 0 && n > 0 {
-				l.expiries = append(l.expiries, l.expiries[:n/2]...) // duplicates
-			}
-			l.traced, l.inUse, l.netnsTW = uint32(next(3000)), int(next(5000)), int(n+next(100000))
+			randomTable(e, d, int(n), now, next, &cookie)
+			other := e.dest(Dest{Netns: 1, Saddr: lo, Daddr: far, Dport: 443}, now)
+			randomTable(e, other, int(next(2000)), now, next, &cookie)
+			d.open = int(next(5000))
 		}
 		if next(2) == 0 { // a range just above what is held: exhaustion within the timers
 			held := e.inputs(d, s, now).Held
 			s.PortHi = min(s.PortLo+held+int(next(uint64(held/4+2))), 65535)
 		}
-		d2 := *d
-		d2.ledger.expiries = append([]uint32(nil), d.ledger.expiries...)
-		want := Predict(e.inputs(&d2, s, now))
+		ref := e.inputs(d, s, now)
+		want := Predict(ref)
 		in, got := e.forecast(d, s, now)
-		ref := e.inputs(&d2, s, now)
 		ref.Expiries = nil
-		kinds[[4]bool{want.Never, want.Capped, want.Reuse, want.ETA > 0}]++
+		kinds[[5]bool{e.twEvents, want.Never, want.Capped, want.Reuse, want.ETA > 0}]++
 		if got != want || !reflect.DeepEqual(in, ref) {
 			t.Fatalf("case %d: forecast %+v\ninputs %+v\nwant %+v\ninputs %+v", i, got, in, want, ref)
 		}
 	}
-}
-
-// BenchmarkSortTimers sorts the timers of a snapshot of 28k TIME_WAIT sockets.
-func BenchmarkSortTimers(b *testing.B) {
-	src := make([]uint32, 28000)
-	rnd := uint64(88172645463325252)
-	for i := range src {
-		rnd ^= rnd << 13
-		rnd ^= rnd >> 7
-		rnd ^= rnd << 17
-		src[i] = uint32(rnd % 60001)
-	}
-	a := make([]uint32, len(src))
-	var buf []uint32
-	b.ResetTimer()
-	for range b.N {
-		copy(a, src)
-		sortTimers(a, &buf)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(src)), "ns/timer")
 }
 
 // xorshift returns a reproducible pseudo-random source: next(n) is in [0, n).

@@ -35,7 +35,7 @@ type Stats struct {
 	ends     [events.EndClosed + 1]uint64
 	lifetime Hist
 	states   [events.NewSynRecv + 1]Hist
-	twEnded  uint64
+	twEnded  uint64        // timewait sockets of the table seen ended
 	recent   [2]recentProc // the latest processes looked up, the latest first: churn repeats them
 }
 
@@ -110,7 +110,7 @@ func (s *Stats) proc(k ProcKey) *procStat {
 // Report is everything `tcptrace report` shows.
 type Report struct {
 	Elapsed    time.Duration
-	LedgerNote string // how TIME_WAIT was counted, when not from the live kernel table
+	LedgerNote string // how TIME_WAIT was counted, when not from the kernel's events
 	Closers    []CloserRow
 	TimeWait   []TimeWaitRow
 	Failed     []FailedRow
@@ -120,7 +120,9 @@ type Report struct {
 	Forecasts  []ForecastRow
 	Namespaces []NetnsRow
 	Warnings   []Warning
-	TWEnded    uint64 // traced TIME_WAIT sockets seen dropped by the kernel
+	TWEnded    uint64 // timewait sockets of the table the kernel was seen dropping (their end reported)
+	TWLost     uint64 // timewait sockets dropped from the table pruneAfter past their timer with no end seen (lost events)
+	TWStray    uint64 // ends of timewait sockets the table did not hold (start not seen, not read at start)
 }
 
 // CloserRow is a process that closed connections first.
@@ -139,10 +141,12 @@ type DestCount struct {
 
 // TimeWaitRow is the TIME_WAIT held toward a destination by one owner.
 type TimeWaitRow struct {
-	Dest  Dest
-	Owner ProcKey
-	Known bool // false: not traced (predates tracing)
-	Count int
+	Dest     Dest
+	Owner    ProcKey
+	Known    bool    // false: not traced (predates tracing)
+	Hint     ProcKey // when not Known: a process that holds sockets toward Dest from its namespace now (a hint, not the owner)
+	Count    int     // TIME_WAIT sockets
+	FinWait2 int     // orphaned FIN_WAIT2 sockets held by timewait sockets (they hold the port too)
 }
 
 // FailedRow counts connects that failed, per process, destination and error.
@@ -179,12 +183,19 @@ type NetnsRow struct {
 	Netns    uint32
 	Sysctls  Sysctls
 	From     string // "live", "capture" or "default"
-	TimeWait int    // in the kernel's table (-1: not read)
-	Unknown  int    // of them, not traced: owner unknown
+	TimeWait int    // TIME_WAIT sockets the kernel holds now (-1: unknown)
+	FinWait2 int    // orphaned FIN_WAIT2 sockets held by timewait sockets now
+	Unknown  int    // of both, those that predate tracing (owner unknown)
 	Err      string
-	DumpTime time.Duration // the ledger's latest dump of the table took (wall time)
-	Period   time.Duration // the ledger's wait between dumps, stretched for a big table
+	Method   string // how they are known: MethodEvents, MethodTable (events, plus the table read at start) or MethodHandovers (inferred from traced closes)
 }
+
+// How a namespace's TIME_WAIT is known (NetnsRow.Method).
+const (
+	MethodEvents    = "events"       // the kernel reports each timewait socket's life
+	MethodTable     = "events+table" // and its table was read at start for the sockets that predate tracing
+	MethodHandovers = "handovers"    // inferred from traced closes; each assumed to last TimeWaitLen
+)
 
 // ErrName returns an errno's symbolic name ("EADDRNOTAVAIL"), "" for 0.
 func ErrName(e uint16) string {
@@ -198,10 +209,11 @@ func ErrName(e uint16) string {
 }
 
 // Report assembles the report at time now; ledgerNote is set when TIME_WAIT
-// comes from traced handovers rather than the kernel's table.
+// comes from traced handovers rather than the kernel's events.
 func (e *Engine) Report(now uint64, elapsed time.Duration, ledgerNote string) *Report {
 	e.Tick(now)
-	r := &Report{Elapsed: elapsed, LedgerNote: ledgerNote, Warnings: e.warns, TWEnded: e.stats.twEnded}
+	r := &Report{Elapsed: elapsed, LedgerNote: ledgerNote, Warnings: e.warns, TWEnded: e.stats.twEnded,
+		TWLost: e.tw.lost, TWStray: e.tw.stray}
 	st := e.stats
 	add := func(k ProcKey, p *procStat) {
 		if p.closes == 0 {
@@ -247,40 +259,46 @@ func (e *Engine) Report(now uint64, elapsed time.Duration, ledgerNote string) *R
 	return r
 }
 
-// timeWaitRows fills TIME_WAIT by destination and owner: from the latest
-// snapshot of each namespace, or from traced handovers without one.
+// timeWaitRows fills the timewait sockets by destination and owner and
+// the namespaces' totals: from the live table with timewait events, else
+// inferred from traced handovers.
 func (e *Engine) timeWaitRows(r *Report, now uint64) {
 	for ns, v := range e.netns {
-		row := NetnsRow{Netns: ns, Sysctls: e.sysctls(ns), From: "default", TimeWait: -1}
+		row := NetnsRow{Netns: ns, Sysctls: e.sysctls(ns), From: "default", TimeWait: -1, Method: MethodHandovers}
 		switch {
 		case v.live:
 			row.From = "live"
 		case e.o.Sysctls != nil && e.o.Sysctls(ns) != nil:
 			row.From = "capture"
 		}
-		if v.err != nil {
-			row.Err = v.err.Error()
-		}
-		if v.at != 0 {
-			row.TimeWait, row.Unknown = v.total, v.unknown
-			row.DumpTime, row.Period = v.dumpTime, v.period
-			r.TimeWait = append(r.TimeWait, v.byOwner...)
+		if e.twEvents {
+			row.TimeWait, row.FinWait2, row.Unknown, row.Method = v.tw, v.fw2, v.found, MethodEvents
+			if v.tableRead {
+				row.Method = MethodTable
+			}
 		}
 		r.Namespaces = append(r.Namespaces, row)
 	}
 	for _, d := range e.dests {
-		if v := e.netns[d.dest.Netns]; v != nil && v.at != 0 {
+		if e.twEvents {
+			for _, x := range d.rows {
+				if x.tw+x.fw2 > 0 {
+					r.TimeWait = append(r.TimeWait, TimeWaitRow{Dest: d.dest, Owner: x.key.owner, Known: x.key.known,
+						Hint: x.key.hint, Count: x.tw, FinWait2: x.fw2})
+				}
+			}
 			continue
 		}
 		in, _ := e.forecast(d, e.sysctls(d.dest.Netns), now)
 		if o, ok := d.owner(); ok && in.Held > 0 {
-			r.TimeWait = append(r.TimeWait, TimeWaitRow{d.dest, o, true, in.Held})
+			r.TimeWait = append(r.TimeWait, TimeWaitRow{Dest: d.dest, Owner: o, Known: true, Count: in.Held})
 		}
 	}
 	slices.SortFunc(r.Namespaces, func(a, b NetnsRow) int { return cmp.Compare(a.Netns, b.Netns) })
 	slices.SortFunc(r.TimeWait, func(a, b TimeWaitRow) int {
-		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Owner.PID, b.Owner.PID),
-			a.Dest.Daddr.Compare(b.Dest.Daddr), cmp.Compare(a.Dest.Dport, b.Dest.Dport), cmp.Compare(a.Dest.Lport, b.Dest.Lport))
+		return cmp.Or(cmp.Compare(b.Count+b.FinWait2, a.Count+a.FinWait2), cmp.Compare(b.Count, a.Count),
+			cmp.Compare(a.Owner.PID, b.Owner.PID), cmp.Compare(a.Hint.PID, b.Hint.PID), a.Dest.Daddr.Compare(b.Dest.Daddr),
+			cmp.Compare(a.Dest.Dport, b.Dest.Dport), cmp.Compare(a.Dest.Lport, b.Dest.Lport))
 	})
 	r.TimeWait = r.TimeWait[:min(len(r.TimeWait), topRows)]
 }

@@ -124,7 +124,7 @@ type Conn struct {
 	Closer   Closer
 	End      End
 	ResetBy  Side   // for EndReset: who sent the RST
-	TimeWait bool   // handed over to a TIME_WAIT socket
+	TimeWait bool   // handed over to a TIME_WAIT socket (an orphaned FIN_WAIT2 is TwState FinWait2, not this)
 	TwState  State  // substate of the timewait socket that took it over (TimeWait, FinWait2), Unknown if none was seen
 	Err      uint16 // sk_err at the end
 	Partial  bool   // already open when first seen (or its start was lost)
@@ -143,8 +143,8 @@ type Transition struct {
 	Old, New    State
 	InOld       int64 // ns spent in Old, -1 when unknown
 	Inferred    bool  // filled in from a gap, not reported by the kernel
-	TimeWait    bool  // this CLOSE handed over to a TIME_WAIT socket
-	Orphan      bool  // this CLOSE handed an orphaned FIN_WAIT2 over to a timewait socket
+	TimeWait    bool  // this CLOSE handed over to a timewait socket in TIME_WAIT
+	Orphan      bool  // this CLOSE handed an orphaned FIN_WAIT2 over to a timewait socket (TIME_WAIT at the peer's FIN)
 	ActiveClose bool  // this socket sent the first FIN
 	Reset       bool  // this CLOSE was an abort (RST)
 }

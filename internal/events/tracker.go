@@ -338,7 +338,9 @@ func (t *Tracker) verdict(c *Conn, tr *Transition) {
 		}
 		switch {
 		case c.TwState != Unknown:
-			// The kernel said which timewait socket took it over.
+			// The kernel said which timewait socket took it over: in
+			// TIME_WAIT, or an orphaned FIN_WAIT2 that enters TIME_WAIT
+			// when the peer's FIN arrives (TwState; either holds the port).
 			tw = c.TwState == TimeWait
 			tr.Orphan = c.TwState == FinWait2
 		case t.twEvents:

@@ -47,11 +47,20 @@ func openHandle(path string) (*diagSock, error) {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	defer target.Close()
+	d, err := openDiag(target)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return d, nil
+}
+
+// openDiag opens a sock_diag netlink socket inside target.
+func openDiag(target netns.NsHandle) (*diagSock, error) {
 	fd, err := socketIn(target)
 	if err != nil {
-		return nil, fmt.Errorf("netlink socket in %s: %w", path, err)
+		return nil, fmt.Errorf("netlink socket: %w", err)
 	}
-	// A stuck kernel answer must not stall the poller forever.
+	// A stuck kernel answer must not stall the reader forever.
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 5})
 	return &diagSock{fd: fd}, nil
 }

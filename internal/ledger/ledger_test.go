@@ -1,23 +1,291 @@
 package ledger
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
-	"path/filepath"
+	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tcptrace/tcptrace/internal/events"
-	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/testutil"
 )
 
-// TestTimeWaitCookie closes a loopback connection from the client side and
-// finds its timewait socket in the kernel's table with the client socket's
-// own cookie, local port and destination: the join tcptrace relies on.
-func TestTimeWaitCookie(t *testing.T) {
+// envHold makes TestHelperHold connect from 127.0.0.2 to this address.
+const envHold = "TCPTRACE_LEDGER_HOLD"
+
+// TestHelperHold is not a test: run as `<test binary>
+// -test.run=^TestHelperHold$` with envHold set (inside a namespace), it
+// connects from 127.0.0.2 to envHold, prints "held", and holds the
+// connection open until its stdin closes.
+func TestHelperHold(t *testing.T) {
+	addr := os.Getenv(envHold)
+	if addr == "" {
+		return
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	d.SetMultipathTCP(false)
+	c, err := d.Dial("tcp4", addr)
+	if err != nil {
+		fmt.Printf("error %v\n", err)
+		os.Exit(3)
+	}
+	fmt.Println("held")
+	io.Copy(io.Discard, os.Stdin)
+	c.Close()
+	os.Exit(0)
+}
+
+// hold runs TestHelperHold inside ns toward addr and returns its PID once it
+// holds the connection; it ends with t.
+func hold(t *testing.T, ns *testNetns, addr string) int {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns.Name, os.Args[0], "-test.run=^TestHelperHold$")
+	cmd.Env = append(os.Environ(), envHold+"="+addr)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if line != "held\n" {
+		t.Fatalf("helper: %q", line)
+	}
+	return cmd.Process.Pid // ip netns exec execs the command in its own process
+}
+
+// listen opens a listener on 127.0.0.1:port, closed at the end of t.
+func listen(t *testing.T, port int) (int, error) {
+	l, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	t.Cleanup(func() { unix.Close(l) })
+	_ = unix.SetsockoptInt(l, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err := unix.Bind(l, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: port}); err != nil {
+		return -1, fmt.Errorf("bind: %w", err)
+	}
+	return l, unix.Listen(l, 16)
+}
+
+// orphanFinWait2 leaves one orphaned FIN_WAIT2 on 127.0.0.1:port, whose
+// listener stays open: the server closes first, the client keeps its
+// socket open (CLOSE_WAIT) until the end of t. It returns the client's port.
+func orphanFinWait2(t *testing.T, port int) (int, error) {
+	l, err := listen(t, port)
+	if err != nil {
+		return 0, err
+	}
+	c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	t.Cleanup(func() { unix.Close(c) })
+	if err := unix.Connect(c, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: port}); err != nil {
+		return 0, fmt.Errorf("connect: %w", err)
+	}
+	s, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
+	if err != nil {
+		return 0, fmt.Errorf("accept: %w", err)
+	}
+	unix.Close(s)
+	sa, err := unix.Getsockname(c)
+	if err != nil {
+		return 0, err
+	}
+	return sa.(*unix.SockaddrInet4).Port, nil
+}
+
+// ssCount runs `ip netns exec NS ss ARGS | tail -n +2 | wc -l`.
+func ssCount(t *testing.T, ns *testNetns, args string) int {
+	t.Helper()
+	out, err := exec.Command("sh", "-c", "ip netns exec "+ns.Name+" ss "+args+" | tail -n +2 | wc -l").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// ssCookies returns the sk: values of `ss -tane state STATE` inside ns.
+func ssCookies(t *testing.T, ns *testNetns, state string) []uint64 {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns.Name, "ss", "-tane", "state", state).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cookies []uint64
+	for _, f := range strings.Fields(string(out)) {
+		if hex, ok := strings.CutPrefix(f, "sk:"); ok {
+			c, err := strconv.ParseUint(hex, 16, 64)
+			if err != nil {
+				t.Fatalf("ss cookie %q: %v", f, err)
+			}
+			cookies = append(cookies, c)
+		}
+	}
+	return cookies
+}
+
+// within reports whether got is want ± 1%.
+func within(got, want int) bool { d := got - want; return 100*max(d, -d) <= want }
+
+// TestReadPile reads a namespace holding 3000 client-side TIME_WAIT sockets
+// toward 127.0.0.1:80, 375 server-side on 127.0.0.1:81 and an orphaned
+// FIN_WAIT2 on 127.0.0.1:82, against what ss reads there; a helper process
+// holds a connection toward 127.0.0.1:80 and this one listens on 82.
+func TestReadPile(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	ns := newTestNetns(t)
+	if err := ns.pile(3000); err != nil {
+		t.Fatal(err)
+	}
+	var l80, fw2Port int
+	if err := ns.do(func() (err error) {
+		if l80, err = listen(t, 80); err == nil {
+			fw2Port, err = orphanFinWait2(t, 82)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	helper := hold(t, ns, "127.0.0.1:80")
+	if s, _, err := unix.Accept4(l80, unix.SOCK_CLOEXEC); err == nil {
+		t.Cleanup(func() { unix.Close(s) })
+	}
+	time.Sleep(100 * time.Millisecond) // loopback FINs and ACKs settle
+	self, _ := os.ReadFile("/proc/self/comm")
+	helperComm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", helper))
+
+	p, err := ReadPile(ns.Netns, Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Netns != ns.Inode || p.Truncated || p.Took <= 0 || p.Time == 0 || p.Sockets < ns.TimeWait+1 {
+		t.Fatalf("pile netns %d truncated %v took %v time %d sockets %d", p.Netns, p.Truncated, p.Took, p.Time, p.Sockets)
+	}
+	byCookie := map[uint64]*events.Event{}
+	var tw, hinted int
+	var fw2 *events.Event
+	for i := range p.TimeWait {
+		ev := &p.TimeWait[i]
+		byCookie[ev.Cookie] = ev
+		if ev.Kind != events.KindTimeWait || ev.TwOp != events.TwFound || ev.Old != events.Unknown ||
+			ev.Netns != ns.Inode || ev.Time != p.Time || ev.Family != unix.AF_INET ||
+			ev.Remain == 0 || ev.Remain > 60000 || ev.Cookie == 0 {
+			t.Fatalf("event %+v", ev)
+		}
+		switch {
+		case ev.New == events.FinWait2:
+			fw2 = ev
+		case ev.New != events.TimeWait:
+			t.Fatalf("event in %v: %+v", ev.New, ev)
+		case ev.Dport == 80:
+			tw++
+			// Toward the destination the helper holds a connection to.
+			if ev.Flags&events.FlagHint == 0 || ev.PID != uint32(helper) || ev.Comm != events.MakeComm(strings.TrimSpace(string(helperComm))) {
+				t.Fatalf("client-side event without the helper's (%d) hint: %+v", helper, ev)
+			}
+			hinted++
+		case ev.Sport == 81:
+			tw++
+			if ev.Flags&events.FlagHint != 0 {
+				t.Fatalf("hint for a port no one holds: %+v", ev)
+			}
+		default:
+			t.Errorf("unexpected event %+v", ev)
+		}
+	}
+	if want := ssCount(t, ns, "-tan state time-wait"); !within(tw, want) || !within(tw, ns.TimeWait) {
+		t.Errorf("%d TIME_WAIT read, ss counts %d, made %d", tw, want, ns.TimeWait)
+	}
+	if fw2 == nil {
+		t.Fatal("no orphaned FIN_WAIT2")
+	}
+	if fw2.Sport != 82 || int(fw2.Dport) != fw2Port || fw2.Saddr != netip.MustParseAddr("127.0.0.1") ||
+		fw2.Flags&events.FlagHint == 0 || fw2.PID != uint32(os.Getpid()) || fw2.Comm != events.MakeComm(strings.TrimSpace(string(self))) {
+		t.Errorf("FIN_WAIT2 %+v, want 127.0.0.1:82 → :%d with this process's hint (its listener)", fw2, fw2Port)
+	}
+	for _, state := range []string{"time-wait", "fin-wait-2"} {
+		cookies := ssCookies(t, ns, state)
+		missing := 0
+		for _, c := range cookies {
+			if byCookie[c] == nil {
+				missing++
+			}
+		}
+		if len(cookies) == 0 || !within(len(cookies)-missing, len(cookies)) {
+			t.Errorf("ss %s: %d of %d cookies not in the pile", state, missing, len(cookies))
+		}
+	}
+	if got := p.Sysctls["tcp_max_tw_buckets"]; got != strconv.Itoa(twBuckets) {
+		t.Errorf("tcp_max_tw_buckets %q read, want the namespace's %d (%v)", got, twBuckets, p.Sysctls)
+	}
+	if m, err := ReadSysctls(ns.Netns); err != nil || m["tcp_max_tw_buckets"] != p.Sysctls["tcp_max_tw_buckets"] ||
+		m["ip_local_port_range"] == "" {
+		t.Errorf("ReadSysctls: %v, %v", m, err)
+	}
+	t.Logf("%d sockets, %d TIME_WAIT (%d hinted) read in %v", p.Sockets, tw, hinted, p.Took)
+}
+
+// TestReadPileFilter reads a namespace's pile through filters and a bound.
+func TestReadPileFilter(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	ns := newTestNetns(t)
+	if err := ns.pile(800); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		f    Filter
+		want int
+	}{
+		{Filter{}, 900},
+		{Filter{Port: 81}, 100},
+		{Filter{Port: 80}, 800},
+		{Filter{Host: netip.MustParseAddr("127.0.0.2")}, 800},
+		{Filter{Host: netip.MustParseAddr("::ffff:127.0.1.2"), Port: 81}, 100},
+		{Filter{Host: netip.MustParseAddr("127.0.0.2"), Port: 81}, 0},
+	} {
+		p, err := ReadPile(ns.Netns, c.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.TimeWait) != c.want || p.Sockets != 900 || p.Truncated {
+			t.Errorf("filter %+v: %d of %d sockets (truncated %v), want %d", c.f, len(p.TimeWait), p.Sockets, p.Truncated, c.want)
+		}
+	}
+	p, err := readPile(procRoot, ns.Netns, Filter{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.TimeWait) != 100 || !p.Truncated || p.Sockets != 900 {
+		t.Errorf("bound 100: %d kept of %d, truncated %v", len(p.TimeWait), p.Sockets, p.Truncated)
+	}
+}
+
+// TestReadPileCookie closes a connection of this process's own namespace
+// from the client side and finds its timewait socket with the client
+// socket's cookie, local port and destination.
+func TestReadPileCookie(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	var lc net.ListenConfig
 	lc.SetMultipathTCP(false)
@@ -34,281 +302,68 @@ func TestTimeWaitCookie(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cookie := probe.CookieOf(c.(*net.TCPConn))
-	local := c.LocalAddr().(*net.TCPAddr)
+	raw, _ := c.(*net.TCPConn).SyscallConn()
+	var cookie uint64
+	raw.Control(func(fd uintptr) { cookie, _ = unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_COOKIE) })
+	local := c.LocalAddr().(*net.TCPAddr).AddrPort()
 	c.Close() // the client closes first: it will hold TIME_WAIT
 	io.Copy(io.Discard, s)
 	s.Close()
 	time.Sleep(50 * time.Millisecond)
 
-	p := NewPoller("/proc", time.Hour)
-	defer p.Close()
-	self := inode("/proc/self/ns/net")
-	if !p.Watch(self) {
-		t.Fatalf("cannot watch netns %d", self)
+	self := Netns{Inode: inode("/proc/self/ns/net"), Path: "/proc/self/ns/net"}
+	p, err := ReadPile(self, Filter{Port: local.Port()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	p.PollOnce()
-	snaps := p.Take()
-	if len(snaps) != 1 || snaps[0].Err != nil {
-		t.Fatalf("snapshots %+v", snaps)
-	}
-	var found *TimeWait
-	for i := range snaps[0].TimeWait {
-		if snaps[0].TimeWait[i].Cookie == cookie {
-			found = &snaps[0].TimeWait[i]
+	var ev events.Event // other tests share the namespace: find it by cookie
+	for _, e := range p.TimeWait {
+		if e.Cookie == cookie {
+			ev = e
 		}
 	}
-	if found == nil {
-		t.Fatalf("no timewait socket with cookie %d among %d", cookie, len(snaps[0].TimeWait))
+	if ev.Cookie != cookie || ev.Sport != local.Port() || ev.Saddr != local.Addr() ||
+		int(ev.Dport) != l.Addr().(*net.TCPAddr).Port || ev.Daddr != netip.MustParseAddr("127.0.0.1") || ev.New != events.TimeWait {
+		t.Errorf("timewait socket %+v, want cookie %d from %v to %v", ev, cookie, local, l.Addr())
 	}
-	peer := snaps[0].Peers[found.Peer]
-	if int(peer.Dport) != l.Addr().(*net.TCPAddr).Port || peer.Daddr.String() != "127.0.0.1" || peer.Saddr != local.AddrPort().Addr() {
-		t.Errorf("timewait socket toward %+v, want from %v to %v", peer, local, l.Addr())
-	}
-	if exp := time.Duration(found.Expires) * time.Millisecond; exp <= 50*time.Second || exp > 60*time.Second {
+	if exp := time.Duration(ev.Remain) * time.Millisecond; exp <= 50*time.Second || exp > 60*time.Second {
 		t.Errorf("expires in %v, want just under 60s", exp)
 	}
-	if snaps[0].Sysctls["ip_local_port_range"] == "" {
-		t.Errorf("no sysctls read: %v", snaps[0].Sysctls)
-	}
 }
 
-// watching returns a namespace of 1000 TIME_WAIT sockets (needs root) and a
-// poller of period watching it, closed at the end of the test.
-func watching(t *testing.T, period time.Duration) (*BenchNetns, *Poller) {
-	t.Helper()
+// TestNamespaces finds this process's namespace and a named one, each once.
+func TestNamespaces(t *testing.T) {
 	testutil.RequirePrivileged(t)
-	ns := NewBenchNetns(t, 1000)
-	p := NewPoller(ns.Proc, period)
-	t.Cleanup(p.Close)
-	p.Watch(ns.Ino)
-	return ns, p
-}
-
-// TestSnapshotPeers dumps a namespace of known TIME_WAIT sockets through a
-// poller: 1000 client-side toward 127.0.0.1:80 and 125 server-side on port 81.
-func TestSnapshotPeers(t *testing.T) {
-	ns, p := watching(t, 50*time.Millisecond)
-	p.PollOnce()
-	snaps := p.Take()
-	if len(snaps) != 1 || snaps[0].Err != nil {
-		t.Fatalf("snapshots %+v", snaps)
-	}
-	s := snaps[0]
-	if len(s.TimeWait) != ns.TimeWait || len(s.Peers) != 2 || s.Truncated {
-		t.Fatalf("%d TIME_WAIT (want %d), peers %+v", len(s.TimeWait), ns.TimeWait, s.Peers)
-	}
-	for _, peer := range s.Peers {
-		switch {
-		case peer.Saddr.String() == "127.0.0.2" && peer.Daddr.String() == "127.0.0.1" && peer.Dport == 80 && peer.Lport == 0:
-			if peer.TimeWait != 1000 {
-				t.Errorf("client side %+v, want 1000 TIME_WAIT", peer)
-			}
-		case peer.Saddr.String() == "127.0.0.1" && !peer.Daddr.IsValid() && peer.Dport == 0 && peer.Lport == 81:
-			if peer.TimeWait != 125 {
-				t.Errorf("server side %+v, want 125 TIME_WAIT", peer)
-			}
-		default:
-			t.Errorf("unexpected peer %+v", peer)
+	ns := newTestNetns(t)
+	all := Namespaces("/proc")
+	seen := map[uint32]int{}
+	for _, n := range all {
+		seen[n.Inode]++
+		if inode(n.Path) != n.Inode {
+			t.Errorf("%s is not netns %d", n.Path, n.Inode)
 		}
 	}
-	for _, k := range s.TimeWait {
-		if k.Cookie == 0 || k.Expires == 0 || k.Expires > 60000 || int(k.Peer) >= len(s.Peers) {
-			t.Fatalf("TIME_WAIT socket %+v", k)
+	if self := inode("/proc/self/ns/net"); seen[self] != 1 || all[0].Inode != self {
+		t.Errorf("own netns %d seen %d times, first %+v", self, seen[self], all[0])
+	}
+	if seen[ns.Inode] != 1 {
+		t.Errorf("test netns %d seen %d times among %+v", ns.Inode, seen[ns.Inode], all)
+	}
+	for ino, n := range seen {
+		if n != 1 {
+			t.Errorf("netns %d listed %d times", ino, n)
 		}
 	}
-	if s.PortLo != 32768 || s.PortHi != 60999 || s.Sysctls["ip_local_port_range"] != "32768 60999" {
-		t.Errorf("range %d-%d from sysctls %v", s.PortLo, s.PortHi, s.Sysctls)
-	}
-	if s.DumpTime <= 0 || s.Period != max(50*time.Millisecond, dumpCost*s.DumpTime) {
-		t.Errorf("dump took %v, period %v", s.DumpTime, s.Period)
-	}
 }
 
-// TestSnapshotReuse checks that snapshots' memory goes back to the poller
-// on Release or at the next Take, and that a namespace never needs more
-// than two.
-func TestSnapshotReuse(t *testing.T) {
-	ns, p := watching(t, time.Hour)
-	take := func() *Snapshot {
-		t.Helper()
-		snaps := p.Take()
-		if len(snaps) != 1 || snaps[0].Err != nil || len(snaps[0].TimeWait) != ns.TimeWait {
-			t.Fatalf("snapshots %+v", snaps)
-		}
-		return snaps[0]
-	}
-	p.PollOnce()
-	a := take()
-	a.Release()
-	p.PollOnce()
-	if take() != a {
-		t.Error("a released snapshot was not reused")
-	}
-	p.PollOnce() // a is lent: a second one
-	b := take()  // gives a back
-	if b == a {
-		t.Fatal("a lent snapshot was reused")
-	}
-	p.PollOnce()
-	p.PollOnce() // the dump replaces the snapshot not taken, in its memory
-	if c := take(); c != a {
-		t.Error("a third snapshot was made")
-	}
-	if p.Take() != nil {
-		t.Error("a snapshot taken twice")
-	}
-}
-
-// TestPollerPeriod runs the loop with a period far shorter than a dump's
-// cost allows: dumps are spaced by dumpCost times their duration, and the
-// loop keeps dumping. It waits for three dumps, however slow the machine
-// (a 1 ms dump spaces them 200 ms apart).
-func TestPollerPeriod(t *testing.T) {
-	_, p := watching(t, time.Microsecond)
-	p.Start()
-	var prev *Snapshot
-	var prevTime uint64
-	var prevPeriod time.Duration
-	seen := 0
-	start := time.Now()
-	for deadline := start.Add(20 * time.Second); seen < 3 && time.Now().Before(deadline); time.Sleep(200 * time.Microsecond) {
-		for _, s := range p.Take() {
-			if s.Err != nil {
-				t.Fatal(s.Err)
-			}
-			if s.Period != dumpCost*s.DumpTime {
-				t.Fatalf("period %v after a dump of %v", s.Period, s.DumpTime)
-			}
-			if prev != nil && time.Duration(s.Time-prevTime) < prevPeriod-time.Millisecond {
-				t.Errorf("dumps %v apart, want at least %v", time.Duration(s.Time-prevTime), prevPeriod)
-			}
-			prev, prevTime, prevPeriod = s, s.Time, s.Period
-			seen++
-		}
-	}
-	if seen < 3 {
-		t.Errorf("%d dumps in %v, the last spaced %v", seen, time.Since(start).Round(time.Millisecond), prevPeriod)
-	}
-}
-
-// TestPollerJoinCost holds a snapshot 20 ms before releasing it, as a slow
-// join would: the namespace's next dump waits dumpCost times the dump and
-// the hold together.
-func TestPollerJoinCost(t *testing.T) {
-	_, p := watching(t, time.Microsecond)
-	p.PollOnce()
-	s := p.Take()
-	if len(s) != 1 || s[0].Err != nil {
-		t.Fatalf("snapshots %+v", s)
-	}
-	time.Sleep(20 * time.Millisecond)
-	s[0].Release()
-	p.PollOnce()
-	s = p.Take()
-	if len(s) != 1 || s[0].Err != nil {
-		t.Fatalf("snapshots %+v", s)
-	}
-	if min := dumpCost * (s[0].DumpTime + 20*time.Millisecond); s[0].Period < min {
-		t.Errorf("period %v after a dump of %v and a join of 20ms, want at least %v", s[0].Period, s[0].DumpTime, min)
-	}
-}
-
-// TestPollerSharedBudget watches two namespaces: the ledger's budget is
-// one for both, so a dump waits dumpCost times both namespaces' dumps.
-func TestPollerSharedBudget(t *testing.T) {
+// TestReadPileGone refuses a path that names another namespace now.
+func TestReadPileGone(t *testing.T) {
 	testutil.RequirePrivileged(t)
-	a, b := NewBenchNetns(t, 1000), NewBenchNetns(t, 200)
-	// A /proc stand-in naming both: self is a, process "1" is in b.
-	proc := t.TempDir()
-	for dir, target := range map[string]string{"self": a.Path, "1": b.Path} {
-		if err := os.MkdirAll(filepath.Join(proc, dir, "ns"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(target, filepath.Join(proc, dir, "ns", "net")); err != nil {
-			t.Fatal(err)
-		}
+	ns := newTestNetns(t)
+	if _, err := ReadPile(Netns{Inode: ns.Inode + 1, Path: ns.Path}, Filter{}); err == nil {
+		t.Error("read a namespace by a path that names another")
 	}
-	p := NewPoller(proc, time.Microsecond)
-	t.Cleanup(p.Close)
-	p.Watch(a.Ino)
-	p.Watch(b.Ino)
-	p.PollOnce()
-	p.PollOnce()
-	s := p.Take()
-	if len(s) != 2 {
-		t.Fatalf("%d snapshots, want 2", len(s))
-	}
-	if s[0].Err != nil || s[1].Err != nil {
-		t.Fatalf("snapshot errors: %v, %v", s[0].Err, s[1].Err)
-	}
-	if s[0].Time > s[1].Time {
-		s[0], s[1] = s[1], s[0]
-	}
-	if want := dumpCost * (s[0].DumpTime + s[1].DumpTime); s[1].Period != want {
-		t.Errorf("netns %d's period %v after dumps of %v (netns %d) and %v, want %v",
-			s[1].Netns, s[1].Period, s[0].DumpTime, s[0].Netns, s[1].DumpTime, want)
-	}
-}
-
-// TestListening finds this process's listening sockets, each with its own
-// family and its inode.
-func TestListening(t *testing.T) {
-	testutil.RequirePrivileged(t)
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(false)
-	want := map[uint16]uint16{} // port → family
-	for network, addr := range map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"} {
-		l, err := lc.Listen(context.Background(), network, addr)
-		if err != nil {
-			if network == "tcp6" {
-				continue // no IPv6
-			}
-			t.Fatal(err)
-		}
-		defer l.Close()
-		fam := uint16(2)
-		if network == "tcp6" {
-			fam = 10
-		}
-		want[uint16(l.Addr().(*net.TCPAddr).Port)] = fam
-	}
-	socks, err := Listening("/proc/self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, so := range socks {
-		if fam, ok := want[so.Sport]; ok && so.Family == fam && so.Inode != 0 && so.State == events.Listen {
-			delete(want, so.Sport)
-		}
-	}
-	if len(want) > 0 {
-		t.Errorf("listeners not found (port → family): %v among %+v", want, socks)
-	}
-}
-
-// TestDumpPerFamily checks that the fallback for kernels without the compat
-// request (one dump per family) reads the same table.
-func TestDumpPerFamily(t *testing.T) {
-	testutil.RequirePrivileged(t)
-	ns := NewBenchNetns(t, 1000)
-	d, err := openHandle(ns.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	buf := make([]byte, recvBufLen)
-	var counts [2]int
-	for i, noCompat := range []bool{false, true} {
-		d.noCompat = noCompat
-		s := &Snapshot{PortLo: defaultPortLo, PortHi: defaultPortHi}
-		s.reset()
-		if err := d.dumpAll(buf, allStates, s); err != nil {
-			t.Fatal(err)
-		}
-		counts[i] = len(s.TimeWait)
-	}
-	if counts[0] != ns.TimeWait || counts[1] != ns.TimeWait || !d.noCompat {
-		t.Errorf("TIME_WAIT %d in one walk, %d per family, want %d", counts[0], counts[1], ns.TimeWait)
+	if _, err := ReadSysctls(Netns{Inode: ns.Inode, Path: "/nonexistent"}); err == nil {
+		t.Error("read sysctls of a path that does not exist")
 	}
 }

@@ -12,12 +12,47 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxScan bounds the /proc entries looked at to find a namespace.
-const maxScan = 1 << 15
+// namedNetns is where `ip netns add` keeps its namespaces.
+const namedNetns = "/run/netns"
 
 // SysctlNames are the net.ipv4 settings read in each namespace.
 var SysctlNames = []string{"ip_local_port_range", "tcp_tw_reuse", "tcp_timestamps",
 	"tcp_max_tw_buckets", "tcp_fin_timeout", "tcp_tw_reuse_delay"}
+
+// The kernel's default ip_local_port_range.
+const defaultPortLo, defaultPortHi = 32768, 60999
+
+// Namespaces returns every network namespace that can hold TCP sockets, each
+// once: this process's (proc/self/ns/net), those `ip netns add` named
+// (/run/netns) and every process's (proc/PID/ns/net: containers').
+func Namespaces(proc string) []Netns {
+	var out []Netns
+	seen := map[uint32]bool{}
+	add := func(path string) {
+		if ino := inode(path); ino != 0 && !seen[ino] {
+			seen[ino] = true
+			out = append(out, Netns{Inode: ino, Path: path})
+		}
+	}
+	add(filepath.Join(proc, "self", "ns", "net"))
+	if names, err := os.ReadDir(namedNetns); err == nil {
+		for _, n := range names {
+			add(filepath.Join(namedNetns, n.Name()))
+		}
+	}
+	d, err := os.Open(proc)
+	if err != nil {
+		return out
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	for _, name := range names {
+		if _, err := strconv.ParseUint(name, 10, 32); err == nil {
+			add(filepath.Join(proc, name, "ns", "net"))
+		}
+	}
+	return out
+}
 
 // inode returns the inode of a namespace file, 0 if unreadable.
 func inode(path string) uint32 {
@@ -28,48 +63,39 @@ func inode(path string) uint32 {
 	return uint32(st.Ino)
 }
 
-// findNetns returns a path to the namespace with inode ino: the host's,
-// one named by `ip netns add` (/run/netns), or a process's in it.
-func findNetns(proc string, ino uint32) (string, error) {
-	self := filepath.Join(proc, "self", "ns", "net")
-	if inode(self) == ino {
-		return self, nil
-	}
-	if names, err := os.ReadDir("/run/netns"); err == nil {
-		for _, n := range names {
-			p := filepath.Join("/run/netns", n.Name())
-			if inode(p) == ino {
-				return p, nil
-			}
-		}
-	}
-	d, err := os.Open(proc)
+// openNetns opens the namespace, checking that its path still names it (a
+// process's path may name another namespace once the process is gone).
+func openNetns(ns Netns) (netns.NsHandle, error) {
+	h, err := netns.GetFromPath(ns.Path)
 	if err != nil {
-		return "", fmt.Errorf("netns %d: %w", ino, err)
+		return h, fmt.Errorf("opening netns %d: %w", ns.Inode, err)
 	}
-	defer d.Close()
-	names, _ := d.Readdirnames(maxScan)
-	for _, name := range names {
-		if _, err := strconv.ParseUint(name, 10, 32); err != nil {
-			continue
-		}
-		p := filepath.Join(proc, name, "ns", "net")
-		if inode(p) == ino {
-			return p, nil
-		}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(h), &st); err != nil || uint32(st.Ino) != ns.Inode {
+		h.Close()
+		return netns.None(), fmt.Errorf("opening netns %d: %s is netns %d now", ns.Inode, ns.Path, st.Ino)
 	}
-	return "", fmt.Errorf("netns %d: no process or /run/netns entry in it", ino)
+	return h, nil
 }
 
-// readSysctls reads SysctlNames inside the namespace at path.
-func readSysctls(proc, path string) (map[string]string, error) {
-	target, err := netns.GetFromPath(path)
+// ReadSysctls reads SysctlNames inside the namespace.
+func ReadSysctls(ns Netns) (map[string]string, error) {
+	h, err := openNetns(ns)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", path, err)
+		return nil, err
 	}
-	defer target.Close()
+	defer h.Close()
+	m, err := readSysctls(procRoot, h)
+	if err != nil {
+		return nil, fmt.Errorf("netns %d: %w", ns.Inode, err)
+	}
+	return m, nil
+}
+
+// readSysctls reads SysctlNames inside target; a setting the kernel lacks is left out.
+func readSysctls(proc string, target netns.NsHandle) (map[string]string, error) {
 	m := make(map[string]string, len(SysctlNames))
-	err = inNetns(target, func() {
+	err := inNetns(target, func() {
 		for _, name := range SysctlNames {
 			if b, err := os.ReadFile(filepath.Join(proc, "sys", "net", "ipv4", name)); err == nil {
 				m[name] = strings.Join(strings.Fields(string(b)), " ")
@@ -77,9 +103,29 @@ func readSysctls(proc, path string) (map[string]string, error) {
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("reading sysctls: %w", err)
 	}
 	return m, nil
+}
+
+// portRange parses ip_local_port_range as diagnosis.ParseSysctls does,
+// falling back to the kernel's default.
+func portRange(m map[string]string) (lo, hi uint16) {
+	if f := strings.Fields(m["ip_local_port_range"]); len(f) == 2 {
+		l, err1 := strconv.Atoi(f[0])
+		h, err2 := strconv.Atoi(f[1])
+		if err1 == nil && err2 == nil && l > 0 && h >= l && h < 65536 {
+			return uint16(l), uint16(h)
+		}
+	}
+	return defaultPortLo, defaultPortHi
+}
+
+// monoNow returns CLOCK_MONOTONIC in ns, the clock of event times.
+func monoNow() uint64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
 }
 
 // inNetns runs fn on a locked thread that enters target and comes back (or,

@@ -20,6 +20,7 @@ var (
 	descCloses      = desc("active_closes_total", "Connections closed first by this side (holding TIME_WAIT), by owner process name and container; top K plus other.", "comm", "container")
 	descFailures    = desc("connect_failures_total", "Connects that failed (refused, no local port, timed out), by errno name.", "error")
 	descTimeWait    = desc("time_wait_sockets", "TIME_WAIT sockets held now toward a destination (addr:port, or local:port on a server); top K plus other.", "destination")
+	descFinWait2    = desc("orphan_fin_wait2_sockets", "Orphaned FIN_WAIT2 sockets held now toward a destination by timewait sockets (closed before the peer's FIN; they hold the port and become TIME_WAIT when it comes); top K plus other.", "destination")
 	descForecast    = desc("port_exhaustion_forecast_seconds", "Seconds until connect() toward a destination is forecast to fail for lack of ephemeral ports (0: failing now); destinations at risk only, top K nearest plus the nearest of the other ones.", "destination")
 	descKernelLost  = desc("kernel_events_lost_total", "Events the kernel could not deliver: ring buffer full, or program runs skipped by the recursion guard.", "cause")
 	descUserDrops   = desc("userspace_drops_total", "Connections dropped in userspace before they ended: evicted from the full tracked-connection table.", "cause")
@@ -37,7 +38,7 @@ var endLabels = [...]string{"open", "graceful", "reset", "refused", "failed", "t
 // Describe sends the descriptions of the tcptrace_ metrics.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTransitions, descInferred, descFinished, descCloses, descFailures,
-		descTimeWait, descForecast, descKernelLost, descUserDrops, descEvents, descConns, descTracked,
+		descTimeWait, descFinWait2, descForecast, descKernelLost, descUserDrops, descEvents, descConns, descTracked,
 		descTrackedMax, descRingUsed, descRingSize, descBuild} {
 		ch <- d
 	}
@@ -87,6 +88,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	s := m.stats
 	for _, v := range m.timeWait {
 		gauge(descTimeWait, v.value, v.dest)
+	}
+	for _, v := range m.finWait2 {
+		gauge(descFinWait2, v.value, v.dest)
 	}
 	for _, v := range m.forecast {
 		gauge(descForecast, v.value, v.dest)

@@ -62,6 +62,7 @@ type Metrics struct {
 	failures    *topCounter
 	stats       events.Stats
 	timeWait    []destValue
+	finWait2    []destValue
 	forecast    []destValue
 }
 
@@ -135,36 +136,16 @@ func (m *Metrics) SetTracker(s events.Stats) {
 	m.mu.Unlock()
 }
 
-// SetDiagnosis records the diagnosis's TIME_WAIT by destination and its
-// port-exhaustion forecasts (call it every few seconds).
+// SetDiagnosis records the diagnosis's TIME_WAIT and orphaned FIN_WAIT2 by
+// destination and its port-exhaustion forecasts (call it every few seconds).
 func (m *Metrics) SetDiagnosis(r *diagnosis.Report) {
 	if r == nil {
 		return
 	}
-	tw := map[string]float64{}
-	var shown float64
-	for _, row := range r.TimeWait {
-		tw[destLabel(row.Dest)] += float64(row.Count)
-		shown += float64(row.Count)
-	}
-	var total float64
-	known := false
-	for _, ns := range r.Namespaces {
-		if ns.TimeWait >= 0 {
-			total += float64(ns.TimeWait)
-			known = true
-		}
-	}
-	twRows := topValues(tw, m.o.TopK, func(a, b float64) int { return cmp.Compare(b, a) })
-	var kept float64
-	for _, v := range twRows {
-		kept += v.value
-	}
-	if known && total > kept {
-		twRows = append(twRows, destValue{OtherLabel, total - kept})
-	} else if shown > kept {
-		twRows = append(twRows, destValue{OtherLabel, shown - kept})
-	}
+	twRows := m.heldRows(r, func(row *diagnosis.TimeWaitRow) int { return row.Count },
+		func(ns *diagnosis.NetnsRow) int { return ns.TimeWait })
+	fwRows := m.heldRows(r, func(row *diagnosis.TimeWaitRow) int { return row.FinWait2 },
+		func(ns *diagnosis.NetnsRow) int { return ns.FinWait2 })
 	fc := map[string]float64{}
 	for _, row := range r.Forecasts {
 		if row.Forecast.Never {
@@ -187,8 +168,41 @@ func (m *Metrics) SetDiagnosis(r *diagnosis.Report) {
 		}
 	}
 	m.mu.Lock()
-	m.timeWait, m.forecast = twRows, fcRows
+	m.timeWait, m.finWait2, m.forecast = twRows, fwRows, fcRows
 	m.mu.Unlock()
+}
+
+// heldRows returns the sockets held per destination, as row counts them,
+// top K plus "other": the rest of the namespaces' totals (ns) when they
+// are known, else of the rows.
+func (m *Metrics) heldRows(r *diagnosis.Report, row func(*diagnosis.TimeWaitRow) int, ns func(*diagnosis.NetnsRow) int) []destValue {
+	byDest := map[string]float64{}
+	var shown float64
+	for i := range r.TimeWait {
+		if n := row(&r.TimeWait[i]); n > 0 {
+			byDest[destLabel(r.TimeWait[i].Dest)] += float64(n)
+			shown += float64(n)
+		}
+	}
+	var total float64
+	known := false
+	for i := range r.Namespaces {
+		if r.Namespaces[i].TimeWait >= 0 {
+			total += float64(ns(&r.Namespaces[i]))
+			known = true
+		}
+	}
+	rows := topValues(byDest, m.o.TopK, func(a, b float64) int { return cmp.Compare(b, a) })
+	var kept float64
+	for _, v := range rows {
+		kept += v.value
+	}
+	if known && total > kept {
+		rows = append(rows, destValue{OtherLabel, total - kept})
+	} else if shown > kept {
+		rows = append(rows, destValue{OtherLabel, shown - kept})
+	}
+	return rows
 }
 
 // topValues returns the k first values of m in the order of less.

@@ -143,9 +143,9 @@ func TestSetDiagnosis(t *testing.T) {
 		return diagnosis.Dest{Daddr: netip.MustParseAddr("10.0.0.1"), Dport: port}
 	}
 	m.SetDiagnosis(&diagnosis.Report{
-		Namespaces: []diagnosis.NetnsRow{{TimeWait: 100}},
-		TimeWait: []diagnosis.TimeWaitRow{{Dest: dest(1), Count: 50}, {Dest: dest(2), Count: 30},
-			{Dest: dest(3), Count: 5}, {Dest: diagnosis.Dest{Lport: 80}, Count: 1}},
+		Namespaces: []diagnosis.NetnsRow{{TimeWait: 100, FinWait2: 9}, {TimeWait: -1, FinWait2: 50}},
+		TimeWait: []diagnosis.TimeWaitRow{{Dest: dest(1), Count: 50, FinWait2: 1}, {Dest: dest(2), Count: 30},
+			{Dest: dest(3), Count: 5, FinWait2: 4}, {Dest: diagnosis.Dest{Lport: 80}, Count: 1, FinWait2: 2}},
 		Forecasts: []diagnosis.ForecastRow{{Dest: dest(1), Forecast: diagnosis.Forecast{ETA: 30 * time.Second}},
 			{Dest: dest(2), Forecast: diagnosis.Forecast{ETA: 10 * time.Second}},
 			{Dest: dest(3), Forecast: diagnosis.Forecast{ETA: 40 * time.Second}},
@@ -156,6 +156,9 @@ func TestSetDiagnosis(t *testing.T) {
 		`tcptrace_time_wait_sockets{destination=10.0.0.1:1}`:                50,
 		`tcptrace_time_wait_sockets{destination=10.0.0.1:2}`:                30,
 		`tcptrace_time_wait_sockets{destination=other}`:                     20, // the namespace's 100, less those shown
+		`tcptrace_orphan_fin_wait2_sockets{destination=10.0.0.1:3}`:         4,
+		`tcptrace_orphan_fin_wait2_sockets{destination=local:80}`:           2,
+		`tcptrace_orphan_fin_wait2_sockets{destination=other}`:              3, // the known namespace's 9, less those shown
 		`tcptrace_port_exhaustion_forecast_seconds{destination=10.0.0.1:2}`: 10,
 		`tcptrace_port_exhaustion_forecast_seconds{destination=10.0.0.1:1}`: 30,
 		`tcptrace_port_exhaustion_forecast_seconds{destination=other}`:      40,
@@ -163,6 +166,9 @@ func TestSetDiagnosis(t *testing.T) {
 		if got, ok := v[key]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", key, got, ok, want)
 		}
+	}
+	if _, ok := v[`tcptrace_orphan_fin_wait2_sockets{destination=10.0.0.1:2}`]; ok {
+		t.Error("a destination without orphaned FIN_WAIT2 has the gauge")
 	}
 	if _, ok := v[`tcptrace_port_exhaustion_forecast_seconds{destination=10.0.0.1:4}`]; ok {
 		t.Error("a destination never exhausted has a forecast")

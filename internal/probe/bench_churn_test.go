@@ -27,15 +27,24 @@ package probe_test
 // it sleeps between drains), as a reader in the workload's process would
 // hold one of its Ps while parked in the raw epoll wait and slow the loops.
 //
-// Metrics: conns/s untraced and traced and their ratio; ring-buffer drops and
+// Pile variants (bench_pile_test.go): every tracer runs with no TIME_WAIT
+// pile (pile-0); the binary and the floor also with 50k and 200k TIME_WAIT
+// sockets in another namespace and 200k spread over 64 namespaces, made
+// before the tracer starts (the binary reads them at start-up) and made
+// again when older than 40 s; bpftrace also with the 200k pile.
+//
+// Metrics: conns/s untraced and traced and their ratio (the median of the
+// rounds' and the pooled one); ring-buffer drops and
 // recursion misses; tracer CPU-seconds per million events, from the ready
 // point (its start-up done: see tracerProcess.ready) to its exit; the most
-// CPU one start-up took; in-kernel ns per program run
-// (BPF_STATS_RUN_TIME, held during one extra traced run after the rounds,
+// CPU one start-up took; in-kernel ns per event: every program of the
+// tracer (tcptrace: set_state and the three timer programs) over the
+// set_state runs (BPF_STATS_RUN_TIME, held during one extra traced run after the rounds,
 // so the ratio does not pay for the statistics); tracer peak RSS (the
 // subprocesses); delivered/expected events.
 //
-// Environment: TCPTRACE_BENCH_RUN (duration of one run), TCPTRACE_BENCH_WORKERS
+// Environment: TCPTRACE_BENCH_RUN (duration of one run), TCPTRACE_BENCH_ROUNDS
+// (rounds, default b.N), TCPTRACE_BENCH_WORKERS
 // (workload threads, default GOMAXPROCS), TCPTRACE_BENCH_HOSTNS=1 (skip the
 // private netns), TCPTRACE_BIN (prebuilt binary), TCPTRACE_BENCH_ARGS (extra
 // tracer arguments, space separated), TCPTRACE_BENCH_STATS=0 (no kernel-ns
@@ -57,28 +66,51 @@ const transitionsPerConn = 10
 
 func BenchmarkChurn(b *testing.B) {
 	testutil.RequirePrivileged(b)
-	for _, mode := range []closeMode{clientClosesFirst, serverClosesFirst} {
-		b.Run(mode.String(), func(b *testing.B) {
-			b.Run("binary", func(b *testing.B) {
-				bin := tcptraceBinary(b)
-				benchChurn(b, mode, &binaryTracer{bin: bin, dir: b.TempDir()})
-			})
-			b.Run("reader", func(b *testing.B) {
-				benchChurn(b, mode, &readerTracer{dir: b.TempDir()})
-			})
-			b.Run("floor", func(b *testing.B) {
-				benchChurn(b, mode, &floorTracer{})
-			})
-			b.Run("bpftrace", func(b *testing.B) {
-				bpftraceBinary(b)
-				benchChurn(b, mode, &bpftraceTracer{dir: b.TempDir()})
-			})
+	for _, spec := range pileSpecs {
+		b.Run(spec.name, func(b *testing.B) {
+			pl := &pile{spec: spec, port: int(churnPort())}
+			defer func() {
+				if len(pl.took) > 0 {
+					b.Logf("%s: %d builds, %v", spec.name, len(pl.took), pl.took)
+				}
+				pl.remove()
+			}()
+			for _, mode := range []closeMode{clientClosesFirst, serverClosesFirst} {
+				b.Run(mode.String(), func(b *testing.B) {
+					benchTracers(b, mode, pl)
+				})
+			}
 		})
 	}
 }
 
-func benchChurn(b *testing.B, mode closeMode, tc tracer) {
+// benchTracers runs the tracers of a pile variant: every one without a
+// pile; the binary and the floor with every pile; bpftrace also with the
+// 200k pile in one namespace.
+func benchTracers(b *testing.B, mode closeMode, pl *pile) {
+	b.Run("binary", func(b *testing.B) {
+		bin := tcptraceBinary(b)
+		benchChurn(b, mode, pl, &binaryTracer{bin: bin, dir: b.TempDir()})
+	})
+	if pl.spec.size == 0 {
+		b.Run("reader", func(b *testing.B) {
+			benchChurn(b, mode, pl, &readerTracer{dir: b.TempDir()})
+		})
+	}
+	b.Run("floor", func(b *testing.B) {
+		benchChurn(b, mode, pl, &floorTracer{})
+	})
+	if pl.spec.size == 0 || pl.spec.spread == 1 && pl.spec.size == 200_000 {
+		b.Run("bpftrace", func(b *testing.B) {
+			bpftraceBinary(b)
+			benchChurn(b, mode, pl, &bpftraceTracer{dir: b.TempDir()})
+		})
+	}
+}
+
+func benchChurn(b *testing.B, mode closeMode, pl *pile, tc tracer) {
 	e := newChurnEnv(b)
+	pl.ensure(b)
 	// Warm up: the first connections of a namespace are slower.
 	e2 := *e
 	e2.runFor = 300 * time.Millisecond
@@ -87,9 +119,15 @@ func benchChurn(b *testing.B, mode closeMode, tc tracer) {
 	var untraced, traced churnResult
 	var tot tracerResult
 	var ratios []float64 // per round: traced rate / untraced rate
+	// Rounds: TCPTRACE_BENCH_ROUNDS, or b.N (-benchtime Nx runs the
+	// benchmark once with N=1 first, so bench/run uses -benchtime 1x).
+	rounds := envInt("TCPTRACE_BENCH_ROUNDS", b.N)
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	for i := 0; i < rounds; i++ {
 		var uRound, tRound float64
+		b.StopTimer()
+		pl.ensure(b) // made again before it could expire in the round
+		b.StartTimer()
 		for k := 0; k < 2; k++ {
 			if (i+k)%2 == 0 {
 				b.StopTimer() // the timer is meaningless here; metrics are reported
@@ -118,6 +156,7 @@ func benchChurn(b *testing.B, mode closeMode, tc tracer) {
 			tot.recursion += tr.recursion
 			tot.maxRSS = max(tot.maxRSS, tr.maxRSS)
 			tot.startup = max(tot.startup, tr.startup)
+			tot.timerRuns += tr.timerRuns
 		}
 		ratios = append(ratios, tRound/uRound)
 	}
@@ -127,7 +166,9 @@ func benchChurn(b *testing.B, mode closeMode, tc tracer) {
 		// kernel's run-time statistics on. Not during the rounds above:
 		// the statistics cost two clock reads per program run, which
 		// users tracing do not pay.
-		tot.runs, tot.runtime = kernelCost(b, e, mode, tc)
+		pl.ensure(b)
+		k := kernelCost(b, e, mode, tc)
+		tot.runs, tot.runtime, tot.timerRuns, tot.timerRuntime = k.runs, k.runtime, k.timerRuns, k.timerRuntime
 	}
 	uRate := float64(untraced.conns) / untraced.elapsed.Seconds()
 	tRate := float64(traced.conns) / traced.elapsed.Seconds()
@@ -141,6 +182,8 @@ func benchChurn(b *testing.B, mode closeMode, tc tracer) {
 		med = (ratios[len(ratios)/2-1] + med) / 2
 	}
 	b.ReportMetric(med, "traced/untraced")
+	// Pooled over the rounds: the rates of all rounds' connections.
+	b.ReportMetric(tRate/uRate, "pooled-traced/untraced")
 	b.ReportMetric(float64(tot.ring), "ring-drops")
 	b.ReportMetric(float64(tot.recursion), "recursion-misses")
 	want := traced.conns * transitionsPerConn
@@ -149,7 +192,16 @@ func benchChurn(b *testing.B, mode closeMode, tc tracer) {
 		b.ReportMetric(tot.cpu.Seconds()/(float64(tot.events)/1e6), "cpu-s/Mevents")
 	}
 	if tot.runs > 0 {
+		// Every program of the tracer (set_state and the timer
+		// programs) over the set_state runs.
 		b.ReportMetric(float64(tot.runtime.Nanoseconds())/float64(tot.runs), "kernel-ns/event")
+		if tot.timerRuns > 0 {
+			b.ReportMetric(float64(tot.timerRuntime.Nanoseconds())/float64(tot.runs), "timer-ns/event")
+			b.ReportMetric(float64(tot.timerRuns)/float64(tot.runs), "timer-runs/event")
+		}
+	}
+	if pl.spec.size > 0 {
+		b.ReportMetric(float64(pl.spec.size), "pile")
 	}
 	if tot.startup > 0 { // not per event: once per start, before the workload
 		b.ReportMetric(tot.startup.Seconds()*1e3, "max-startup-CPU-ms")
@@ -164,19 +216,19 @@ func benchChurn(b *testing.B, mode closeMode, tc tracer) {
 }
 
 // kernelCost runs the workload traced once with BPF run-time statistics on
-// and returns the program's runs and run time.
-func kernelCost(b *testing.B, e *churnEnv, mode closeMode, tc tracer) (uint64, time.Duration) {
+// and returns the tracer's result: its programs' runs and run time.
+func kernelCost(b *testing.B, e *churnEnv, mode closeMode, tc tracer) tracerResult {
 	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
 	if err != nil {
 		b.Logf("bpf run-time stats unavailable: %v", err)
-		return 0, 0
+		return tracerResult{}
 	}
 	defer stats.Close()
 	tc.start(b, e)
 	r := e.run(mode)
 	tr := tc.stop(b)
 	checkRun(b, "traced (stats)", r)
-	return tr.runs, tr.runtime
+	return tr
 }
 
 func checkRun(b *testing.B, what string, r churnResult) {

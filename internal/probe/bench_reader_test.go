@@ -25,8 +25,13 @@ const readerPortEnv = "TCPTRACE_BENCH_READER_PORT"
 // each, so that its readiness shows; it only counts the rest.
 const readerLines = 64
 
-// readerSummary is the reader process's last line.
-const readerSummary = "events %d ring %d recursion %d"
+// readerSummary is the reader process's last line: transitions, ring and
+// recursion losses, timewait steps.
+const readerSummary = "events %d ring %d recursion %d timewait %d"
+
+// readerNoTimeWaitEnv=1 makes the reader process trace without the timewait
+// (timer) programs, to compare their cost.
+const readerNoTimeWaitEnv = "TCPTRACE_BENCH_NO_TIMEWAIT"
 
 func TestMain(m *testing.M) {
 	if port := os.Getenv(readerPortEnv); port != "" {
@@ -45,13 +50,13 @@ func readerMain(port string) int {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", readerPortEnv, err)
 		return 2
 	}
-	p, err := probe.Open(probe.Options{Filter: probe.Filter{Port: uint16(n)}})
+	p, err := probe.Open(probe.Options{Filter: probe.Filter{Port: uint16(n)}, NoTimeWait: os.Getenv(readerNoTimeWaitEnv) == "1"})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "opening the probe: %+v\n", err)
 		return 1
 	}
 	defer p.Close()
-	var count atomic.Uint64
+	var count, timeWait atomic.Uint64
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGUSR1)
 	go func() {
@@ -74,6 +79,10 @@ func readerMain(port string) int {
 			fmt.Fprintf(os.Stderr, "reading the ring: %v\n", err)
 			return 1
 		}
+		if ev.Kind == events.KindTimeWait {
+			timeWait.Add(1) // the expected events are transitions
+			continue
+		}
 		if count.Add(1) <= readerLines {
 			fmt.Println("event")
 		}
@@ -83,7 +92,7 @@ func readerMain(port string) int {
 		fmt.Fprintf(os.Stderr, "reading the loss counters: %v\n", err)
 		return 1
 	}
-	fmt.Printf(readerSummary+"\n", count.Load(), l.Ring, l.Recursion)
+	fmt.Printf(readerSummary+"\n", count.Load(), l.Ring, l.Recursion, timeWait.Load())
 	return 0
 }
 
@@ -121,8 +130,8 @@ func (t *readerTracer) stop(b *testing.B) tracerResult {
 	raw, _ := os.ReadFile(t.proc.out)
 	_ = os.Remove(t.proc.out)
 	lines := bytes.Split(bytes.TrimSpace(raw), []byte{'\n'})
-	var total uint64
-	if _, err := fmt.Sscanf(string(lines[len(lines)-1]), readerSummary, &total, &r.ring, &r.recursion); err != nil {
+	var total, timeWait uint64
+	if _, err := fmt.Sscanf(string(lines[len(lines)-1]), readerSummary, &total, &r.ring, &r.recursion, &timeWait); err != nil {
 		b.Fatalf("reader: no summary line (%v): %q", err, lines[len(lines)-1])
 	}
 	r.events = total - t.mark

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,27 +28,38 @@ type tracer interface {
 }
 
 type tracerResult struct {
-	events    uint64        // transitions delivered to userspace during the workload
-	cpu       time.Duration // tracer CPU during the workload and the final drain
-	ring      uint64        // ring-buffer reserve failures
-	recursion uint64        // recursion misses
-	runs      uint64        // program runs (bpf stats)
-	runtime   time.Duration // program run time (bpf stats)
-	maxRSS    int64         // peak RSS in bytes, 0 when unknown
-	startup   time.Duration // tracer CPU before the workload: loading, self-test, first table dumps
+	events       uint64        // transitions delivered to userspace during the workload
+	cpu          time.Duration // tracer CPU during the workload and the final drain
+	ring         uint64        // ring-buffer reserve failures
+	recursion    uint64        // recursion misses
+	runs         uint64        // set_state program runs (bpf stats)
+	runtime      time.Duration // run time of every program of the tracer (bpf stats)
+	timerRuns    uint64        // timer program runs (bpf stats; tcptrace's)
+	timerRuntime time.Duration // their run time
+	maxRSS       int64         // peak RSS in bytes, 0 when unknown
+	startup      time.Duration // tracer CPU before the workload: loading, self-test, first table dumps
 }
 
+// ourProgramNames are tcptrace's programs: set_state first, then the timer
+// programs.
+var ourProgramNames = []string{"inet_sock_set_state", "tw_timer_start", "tw_timer_cancel", "tw_timer_expire"}
+
 // findPrograms returns the IDs of loaded programs named like ours (the
-// kernel keeps 15 bytes of the name).
-func findPrograms() map[ebpf.ProgramID]bool {
-	ids := map[ebpf.ProgramID]bool{}
+// kernel keeps 15 bytes of the name), each with its index in
+// ourProgramNames.
+func findPrograms() map[ebpf.ProgramID]int {
+	ids := map[ebpf.ProgramID]int{}
 	for id := range allPrograms() {
 		p, err := ebpf.NewProgramFromID(id)
 		if err != nil {
 			continue
 		}
-		if info, err := p.Info(); err == nil && strings.HasPrefix("inet_sock_set_state", info.Name) && info.Name != "" {
-			ids[id] = true
+		if info, err := p.Info(); err == nil && info.Name != "" {
+			for i, name := range ourProgramNames {
+				if strings.HasPrefix(name, info.Name) {
+					ids[id] = i
+				}
+			}
 		}
 		p.Close()
 	}
@@ -75,9 +87,10 @@ func programStats(id ebpf.ProgramID) (*ebpf.ProgramStats, error) {
 // ourProcess is a subprocess running tcptrace's BPF program: the binary,
 // or the reader.
 type ourProcess struct {
-	proc tracerProcess
-	prog ebpf.ProgramID
-	st0  *ebpf.ProgramStats // its program's statistics at the ready point
+	proc   tracerProcess
+	prog   ebpf.ProgramID                        // its set_state program
+	timers []ebpf.ProgramID                      // its timer programs
+	st0    map[ebpf.ProgramID]*ebpf.ProgramStats // its programs' statistics at the ready point
 }
 
 // launch starts bin and waits until its program is loaded and a probe
@@ -85,15 +98,29 @@ type ourProcess struct {
 func (o *ourProcess) launch(b *testing.B, e *churnEnv, dir, bin string, args ...string) {
 	before := findPrograms()
 	o.proc.start(b, dir, bin, args...)
+	o.timers = nil
 	o.proc.ready(b, e, 15*time.Second, func() bool {
-		for id := range findPrograms() {
-			if !before[id] {
+		for id, i := range findPrograms() {
+			if _, ok := before[id]; ok {
+				continue
+			}
+			if i == 0 {
 				o.prog = id
+			} else if !slices.Contains(o.timers, id) {
+				o.timers = append(o.timers, id)
 			}
 		}
 		return o.prog != 0
 	}, 0)
-	o.st0, _ = programStats(o.prog)
+	for id, i := range findPrograms() { // timer programs attached after set_state's
+		if _, ok := before[id]; !ok && i > 0 && !slices.Contains(o.timers, id) {
+			o.timers = append(o.timers, id)
+		}
+	}
+	o.st0 = map[ebpf.ProgramID]*ebpf.ProgramStats{}
+	for _, id := range append([]ebpf.ProgramID{o.prog}, o.timers...) {
+		o.st0[id], _ = programStats(id)
+	}
 }
 
 // end interrupts the process and returns its program's runs, its CPU,
@@ -101,7 +128,14 @@ func (o *ourProcess) launch(b *testing.B, e *churnEnv, dir, bin string, args ...
 func (o *ourProcess) end(b *testing.B) tracerResult {
 	var r tracerResult
 	st, _ := programStats(o.prog)
-	r.runs, r.runtime, _ = statsSince(o.st0, st) // losses: from the process's own report
+	r.runs, r.runtime, _ = statsSince(o.st0[o.prog], st) // losses: from the process's own report
+	for _, id := range o.timers {
+		st, _ := programStats(id)
+		runs, runtime, _ := statsSince(o.st0[id], st)
+		r.timerRuns += runs
+		r.timerRuntime += runtime
+	}
+	r.runtime += r.timerRuntime
 	r.cpu, r.maxRSS = o.proc.finish(b, true)
 	r.startup = o.proc.cpu0
 	o.prog = 0

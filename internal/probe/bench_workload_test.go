@@ -69,11 +69,14 @@ func onLockedThread(fn func() error) error {
 	return <-errc
 }
 
+// churnPort is the workload's port (and the piles'): one per process.
+func churnPort() uint16 { return uint16(40000 + os.Getpid()%20000) }
+
 func newChurnEnv(b *testing.B) *churnEnv {
 	e := &churnEnv{
 		nsFd:    -1,
 		lnFd:    -1,
-		port:    uint16(40000 + os.Getpid()%20000),
+		port:    churnPort(),
 		workers: envInt("TCPTRACE_BENCH_WORKERS", runtime.GOMAXPROCS(0)),
 		runFor:  envDuration("TCPTRACE_BENCH_RUN", 3*time.Second),
 	}

@@ -18,7 +18,18 @@ const (
 )
 
 // Wire flags that are not events.Flags.
-const flagComm = 32 // EVENT_COMM: the record carries the owner's comm
+const (
+	flagComm      = 32  // EVENT_COMM: the record carries the owner's comm
+	flagTwConnect = 128 // EVENT_TW_CONNECT: a cancel inside connect() (tcp_tw_reuse)
+)
+
+// Record kinds (enum event_kind).
+const (
+	kindState    = 0 // a state transition
+	kindTwStart  = 1 // a timewait socket's timer armed
+	kindTwCancel = 2 // ... stopped
+	kindTwExpire = 3 // ... ran out
+)
 
 // Decode fills ev from one ring-buffer record without allocating.
 func Decode(raw []byte, ev *events.Event) error {
@@ -36,7 +47,7 @@ func Decode(raw []byte, ev *events.Event) error {
 	if len(raw) < need {
 		return fmt.Errorf("decoding event: record of %d bytes, want %d", len(raw), need)
 	}
-	flags := events.Flags(h.Flags &^ flagComm)
+	flags := events.Flags(h.Flags &^ (flagComm | flagTwConnect))
 	*ev = events.Event{
 		Kind:     events.KindTransition,
 		Time:     h.TsNs,
@@ -75,6 +86,32 @@ func Decode(raw []byte, ev *events.Event) error {
 	} else {
 		ev.Saddr = netip.AddrFrom4(h.Saddr)
 		ev.Daddr = netip.AddrFrom4(h.Daddr)
+	}
+	if h.Kind != kindState {
+		return decodeTimeWait(h, ev)
+	}
+	return nil
+}
+
+// decodeTimeWait makes a timer record a timewait step, as the kernel saw
+// it: a cancel is a kill (or a reuse) until Next pairs it with the start or
+// the expire that follows it.
+func decodeTimeWait(h *tcptraceEvent, ev *events.Event) error {
+	sub := events.State(h.Newstate)
+	ev.Kind = events.KindTimeWait
+	ev.Old, ev.New = sub, events.Close
+	switch h.Kind {
+	case kindTwStart:
+		ev.TwOp, ev.Old, ev.New = events.TwStart, events.Unknown, sub
+	case kindTwCancel:
+		ev.TwOp = events.TwKill
+		if h.Flags&flagTwConnect != 0 {
+			ev.TwOp = events.TwReuse
+		}
+	case kindTwExpire:
+		ev.TwOp = events.TwExpire
+	default:
+		return fmt.Errorf("decoding event: unknown record kind %d", h.Kind)
 	}
 	return nil
 }

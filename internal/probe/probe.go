@@ -41,17 +41,22 @@ type Options struct {
 	SkipSelfTest bool
 	DropEvery    uint32 // tests: the kernel drops every Nth event and counts it as ring loss
 	OnIdle       func() // called from Next at each poll tick that finds the ring drained
+	NoTimeWait   bool   // do not attach the timewait (timer) programs: benchmarks
 }
 
 // Probe is an attached tcptrace program and its ring-buffer reader.
 type Probe struct {
 	objs     tcptraceObjects
 	link     link.Link
+	twLinks  []link.Link // the timer programs', when attached
+	twWhy    string      // why they are not
 	ring     *ring
 	opts     Options
 	percpu   []uint64
 	lost     events.Losses
-	pending  []events.Event
+	pending  []events.Event  // events ready for Next, in order
+	held     []events.Event  // timewait cancels waiting for their partner (timewait.go)
+	finWait2 map[uint64]bool // timewait sockets in FIN_WAIT2, by cookie
 	self     map[uint64]bool
 	reads    int
 	deadline time.Time
@@ -92,10 +97,11 @@ func Open(opts Options) (*Probe, error) {
 	if err != nil {
 		return nil, err
 	}
+	p := &Probe{opts: opts, self: map[uint64]bool{}, finWait2: map[uint64]bool{}, kernelOwners: cfg.KernelOwners != 0}
+	cfg.TwTimerFn, p.twWhy = timeWaitConfig(opts)
 	if err := spec.Variables["cfg"].Set(cfg); err != nil {
 		return nil, fmt.Errorf("setting filter: %w", err)
 	}
-	p := &Probe{opts: opts, self: map[uint64]bool{}, kernelOwners: cfg.KernelOwners != 0}
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
 		return nil, loadError(err)
 	}
@@ -104,6 +110,11 @@ func Open(opts Options) (*Probe, error) {
 	if err != nil {
 		p.objs.Close()
 		return nil, fmt.Errorf("attaching tp_btf/inet_sock_set_state: %w", err)
+	}
+	if cfg.TwTimerFn != 0 {
+		if err := p.attachTimeWait(); err != nil {
+			p.twWhy = err.Error() // go on without them
+		}
 	}
 	if p.ring, err = newRing(p.objs.Events.FD(), int(p.objs.Events.MaxEntries())); err != nil {
 		p.Close()
@@ -175,13 +186,11 @@ func loadError(err error) error {
 	return fmt.Errorf("loading BPF program: %w", err)
 }
 
-// Next fills ev with the next record: a transition or, when the kernel's
-// loss counters moved, a loss notice. It returns io.EOF after Stop once the
-// ring is drained.
+// Next fills ev with the next record: a transition, a timewait step or,
+// when the kernel's loss counters moved, a loss notice. It returns io.EOF
+// after Stop once the ring is drained.
 func (p *Probe) Next(ev *events.Event) error {
-	if n := len(p.pending); n > 0 {
-		*ev = p.pending[0]
-		p.pending = p.pending[1:]
+	if p.popPending(ev) {
 		return nil
 	}
 	if p.eof {
@@ -207,13 +216,23 @@ func (p *Probe) Next(ev *events.Event) error {
 			if p.opts.OnIdle != nil {
 				p.opts.OnIdle()
 			}
+			if p.resolveHeld(monotonicNow()); p.popPending(ev) {
+				return nil
+			}
 			if p.lossChanged(ev, false) {
 				return nil
 			}
 			continue
 		case errors.Is(err, errStopped):
+			// Nothing more comes: held cancels are kills, then the
+			// final loss notice.
 			p.eof = true
-			if p.lossChanged(ev, true) {
+			p.resolveAll()
+			var loss events.Event
+			if p.lossChanged(&loss, true) {
+				p.pending = append(p.pending, loss)
+			}
+			if p.popPending(ev) {
 				return nil
 			}
 			return io.EOF
@@ -230,7 +249,12 @@ func (p *Probe) Next(ev *events.Event) error {
 			}
 			continue
 		}
-		return nil
+		if p.order(ev) {
+			return nil
+		}
+		if p.popPending(ev) {
+			return nil
+		}
 	}
 }
 
@@ -265,7 +289,7 @@ func (p *Probe) lossChanged(ev *events.Event, fresh bool) bool {
 }
 
 // Losses returns the kernel's cumulative loss counters: ring-buffer reserve
-// failures (per-CPU, summed) and the program's recursion misses.
+// failures (per-CPU, summed) and the programs' recursion misses (summed).
 func (p *Probe) Losses() (events.Losses, error) { return p.losses(true) }
 
 // recursionEvery bounds how often the stream re-reads the program's
@@ -284,18 +308,18 @@ func (p *Probe) losses(fresh bool) (events.Losses, error) {
 		l.Ring += v
 	}
 	if fresh || time.Since(p.recursionAt) >= recursionEvery {
-		st, err := p.objs.InetSockSetState.Stats()
+		n, err := p.recursionMisses()
 		if err != nil {
-			return l, fmt.Errorf("reading program stats: %w", err)
+			return l, err
 		}
-		p.recursion, p.recursionAt = st.RecursionMisses, time.Now()
+		p.recursion, p.recursionAt = n, time.Now()
 	}
 	l.Recursion = p.recursion
 	return l, nil
 }
 
-// ProgramStats returns the program's run count and total run time in the
-// kernel (counted while kernel.bpf_stats_enabled or EnableStats is on).
+// ProgramStats returns the transition program's run count and total run
+// time in the kernel (counted while kernel.bpf_stats_enabled or EnableStats is on).
 func (p *Probe) ProgramStats() (runs uint64, runtime time.Duration, err error) {
 	st, err := p.objs.InetSockSetState.Stats()
 	if err != nil {
@@ -307,11 +331,14 @@ func (p *Probe) ProgramStats() (runs uint64, runtime time.Duration, err error) {
 // RingSize returns the ring buffer's size in bytes.
 func (p *Probe) RingSize() int { return p.opts.RingSize }
 
-// Close detaches the program and frees its maps.
+// Close detaches the programs and frees their maps.
 func (p *Probe) Close() error {
 	var errs []error
 	if p.ring != nil {
 		errs = append(errs, p.ring.Close())
+	}
+	for _, l := range p.twLinks {
+		errs = append(errs, l.Close())
 	}
 	if p.link != nil {
 		errs = append(errs, p.link.Close())

@@ -65,7 +65,9 @@ func (p *Probe) selfTest() error {
 			return err
 		}
 		if !p.self[ev.Cookie] {
-			p.pending = append(p.pending, ev)
+			if p.order(&ev) {
+				p.pending = append(p.pending, ev)
+			}
 			continue
 		}
 		if ev.New == events.Close {

@@ -25,6 +25,17 @@ type tcptraceConfig struct {
 	DropEvery    uint32
 	KernelOwners uint32
 	Pad          uint32
+	TwTimerFn    uint64
+}
+
+type tcptraceConnectNote struct {
+	_      structs.HostLayout
+	TsNs   uint64
+	Netns  uint32
+	Dport  uint16
+	Family uint8
+	Pad    uint8
+	Daddr  [16]uint8
 }
 
 type tcptraceEvent struct {
@@ -45,7 +56,8 @@ type tcptraceEvent struct {
 	Oldstate uint8
 	Newstate uint8
 	Flags    uint8
-	Pad      [2]uint8
+	Kind     uint8
+	Pad      uint8
 }
 
 type tcptraceListenKey struct {
@@ -78,11 +90,15 @@ type tcptraceRecord struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	tcptraceMapBirths            = "births"
+	tcptraceMapConnects          = "connects"
 	tcptraceMapCounters          = "counters"
 	tcptraceMapEvents            = "events"
 	tcptraceMapListeners         = "listeners"
 	tcptraceMapOwners            = "owners"
 	tcptraceProgInetSockSetState = "inet_sock_set_state"
+	tcptraceProgTwTimerCancel    = "tw_timer_cancel"
+	tcptraceProgTwTimerExpire    = "tw_timer_expire"
+	tcptraceProgTwTimerStart     = "tw_timer_start"
 	tcptraceVarBirthsHeld        = "births_held"
 	tcptraceVarCfg               = "cfg"
 	tcptraceVarUnusedRecord      = "unused_record"
@@ -131,6 +147,9 @@ type tcptraceSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcptraceProgramSpecs struct {
 	InetSockSetState *ebpf.ProgramSpec `ebpf:"inet_sock_set_state"`
+	TwTimerCancel    *ebpf.ProgramSpec `ebpf:"tw_timer_cancel"`
+	TwTimerExpire    *ebpf.ProgramSpec `ebpf:"tw_timer_expire"`
+	TwTimerStart     *ebpf.ProgramSpec `ebpf:"tw_timer_start"`
 }
 
 // tcptraceMapSpecs contains maps before they are loaded into the kernel.
@@ -138,6 +157,7 @@ type tcptraceProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type tcptraceMapSpecs struct {
 	Births    *ebpf.MapSpec `ebpf:"births"`
+	Connects  *ebpf.MapSpec `ebpf:"connects"`
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	Listeners *ebpf.MapSpec `ebpf:"listeners"`
@@ -174,6 +194,7 @@ func (o *tcptraceObjects) Close() error {
 // It can be passed to loadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcptraceMaps struct {
 	Births    *ebpf.Map `ebpf:"births"`
+	Connects  *ebpf.Map `ebpf:"connects"`
 	Counters  *ebpf.Map `ebpf:"counters"`
 	Events    *ebpf.Map `ebpf:"events"`
 	Listeners *ebpf.Map `ebpf:"listeners"`
@@ -183,6 +204,7 @@ type tcptraceMaps struct {
 func (m *tcptraceMaps) Close() error {
 	return _TcptraceClose(
 		m.Births,
+		m.Connects,
 		m.Counters,
 		m.Events,
 		m.Listeners,
@@ -204,11 +226,17 @@ type tcptraceVariables struct {
 // It can be passed to loadTcptraceObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tcptracePrograms struct {
 	InetSockSetState *ebpf.Program `ebpf:"inet_sock_set_state"`
+	TwTimerCancel    *ebpf.Program `ebpf:"tw_timer_cancel"`
+	TwTimerExpire    *ebpf.Program `ebpf:"tw_timer_expire"`
+	TwTimerStart     *ebpf.Program `ebpf:"tw_timer_start"`
 }
 
 func (p *tcptracePrograms) Close() error {
 	return _TcptraceClose(
 		p.InetSockSetState,
+		p.TwTimerCancel,
+		p.TwTimerExpire,
+		p.TwTimerStart,
 	)
 }
 

@@ -131,11 +131,15 @@ func (s *Diagrams) Transition(tr *events.Transition) {
 		r = &rec{}
 		s.recs[c.Cookie] = r
 	}
-	st := dstep{Old: tr.Old, New: tr.Shown(), T: tr.Event.Time, Filled: tr.Inferred}
-	if len(r.steps) >= maxDiagramSteps {
-		r.steps[maxDiagramSteps-1] = st
-	} else {
-		r.steps = append(r.steps, st)
+	// An orphaned FIN_WAIT2's CLOSE is not drawn: a timewait socket holds
+	// the connection in FIN_WAIT2 until the peer's FIN.
+	if !tr.Orphan {
+		st := dstep{Old: tr.Old, New: tr.Shown(), T: tr.Event.Time, Filled: tr.Inferred}
+		if len(r.steps) >= maxDiagramSteps {
+			r.steps[maxDiagramSteps-1] = st
+		} else {
+			r.steps = append(r.steps, st)
+		}
 	}
 	if !r.keyed && c.Sport != 0 && c.Dport != 0 {
 		r.key, r.keyed = tupleOf(c), true
@@ -206,6 +210,7 @@ func halfOf(c *events.Conn, r *rec) *half {
 		local:  netip.AddrPortFrom(c.Saddr.Unmap(), c.Sport),
 		remote: netip.AddrPortFrom(c.Daddr.Unmap(), c.Dport),
 		closer: c.Closer, end: c.End, resetBy: c.ResetBy, timeWait: c.TimeWait,
+		orphan:  c.TwState == events.FinWait2,
 		partial: c.Partial, errno: c.Err, start: c.Start, last: c.Last,
 	}
 	if r != nil {
@@ -231,8 +236,11 @@ func halfOf(c *events.Conn, r *rec) *half {
 		}
 	}
 	end := c.State
-	if c.TimeWait {
+	switch {
+	case c.TimeWait:
 		end = events.TimeWait
+	case h.orphan:
+		end = events.FinWait2 // held by a timewait socket
 	}
 	if end != prev {
 		h.steps = append(h.steps, dstep{Old: prev, New: end, T: t})

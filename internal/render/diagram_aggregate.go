@@ -30,6 +30,7 @@ type shape struct {
 	active     [2]uint64 // the column closed first
 	simul, nop uint64    // simultaneous closes; no FIN exchange
 	tw         [2]uint64 // the column held TIME_WAIT
+	orphan     [2]uint64 // the column closed as an orphaned FIN_WAIT2
 }
 
 // aggregator collapses connections into shapes, in bounded memory.
@@ -112,6 +113,9 @@ func (a *aggregator) add(l *ladder, max int) {
 	for x := range r.timeWait {
 		if r.timeWait[x] {
 			sh.tw[x]++
+		}
+		if r.orphan[x] {
+			sh.orphan[x]++
 		}
 	}
 }
@@ -304,6 +308,13 @@ func (d *drawer) drawShape(sh *shape) []string {
 			tw = true
 			ns = append(ns, note{"TIME_WAIT: " + sideWord(l, x) + " holds it in " + pct(sh.tw[x], sh.n) +
 				", " + TimeWaitHold + " each", &st.timeWait})
+		}
+	}
+	for x := 0; x < 2; x++ {
+		if sh.orphan[x] > 0 {
+			tw = true
+			ns = append(ns, note{"orphaned FIN_WAIT2: " + sideWord(l, x) + " in " + pct(sh.orphan[x], sh.n) +
+				", held by a timewait socket until the peer's FIN", &st.timeWait})
 		}
 	}
 	if !tw {

@@ -2,9 +2,10 @@ package render
 
 import "github.com/tcptrace/tcptrace/internal/events"
 
-// roles says, per column, who closed first and who holds TIME_WAIT.
+// roles says, per column, who closed first, who holds TIME_WAIT and who
+// an orphaned FIN_WAIT2 (a timewait socket waiting for the peer's FIN).
 type roles struct {
-	active, timeWait [2]bool
+	active, timeWait, orphan [2]bool
 }
 
 // rolesOf reads the verdicts of a ladder's sockets into its columns.
@@ -25,6 +26,7 @@ func rolesOf(l *ladder) roles {
 			}
 		}
 		r.timeWait[x] = r.timeWait[x] || h.timeWait
+		r.orphan[x] = r.orphan[x] || h.orphan
 		if l.sides[1-x] == nil && peerTimeWait(h) {
 			r.timeWait[1-x] = true
 		}
@@ -117,6 +119,13 @@ func verdictNotes(l *ladder, r roles, st *dstyles) []note {
 			hold = " holds it (" + TimeWaitHold + " if Linux)"
 		}
 		ns = append(ns, note{"TIME_WAIT: " + who(l, x) + hold, &st.timeWait})
+	case r.orphan[0] || r.orphan[1]:
+		x := 0
+		if r.orphan[1] {
+			x = 1
+		}
+		ns = append(ns, note{"TIME_WAIT: not yet: " + who(l, x) + " closed in FIN_WAIT2 before the peer's FIN;" +
+			" a timewait socket holds it until that FIN, then TIME_WAIT " + TimeWaitHold, &st.timeWait})
 	default:
 		ns = append(ns, note{"TIME_WAIT: none", &st.faint})
 	}
@@ -232,6 +241,8 @@ func connNote(l *ladder, r roles) func(r *drow) string {
 			return "FINs crossed"
 		case w.state == events.TimeWait:
 			return "holds TIME_WAIT " + TimeWaitHold
+		case w.state == events.FinWait2 && h != nil && h.orphan && w.step == len(h.steps)-1:
+			return "orphaned (timewait)"
 		case w.state == events.CloseWait:
 			return "app has yet to close"
 		case w.sent == segSYNACK && h != nil:

@@ -39,6 +39,7 @@ type half struct {
 	end           events.End
 	resetBy       events.Side
 	timeWait      bool
+	orphan        bool // closed in FIN_WAIT2 before the peer's FIN: a timewait socket holds it (its CLOSE is not drawn)
 	partial       bool
 	errno         uint16 // sk_err at the end
 	start, last   uint64

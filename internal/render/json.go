@@ -106,6 +106,7 @@ func (j *JSON) Transition(t *events.Transition) {
 	b = appendFlag(b, `,"active_close":true`, t.ActiveClose)
 	b = appendFlag(b, `,"reset":true`, t.Reset)
 	b = appendFlag(b, `,"time_wait":true`, t.TimeWait)
+	b = appendFlag(b, `,"orphan":true`, t.Orphan)
 	j.flush(b)
 }
 
@@ -232,10 +233,14 @@ func (j *JSON) Finished(c *events.Conn) {
 		b = appendEnum(b, jsonResetBy, c.ResetBy, "reset_by", sideName)
 	}
 	if c.TimeWait {
-		b = append(b, `,"time_wait":true,"duration_us":`...)
+		b = append(b, `,"time_wait":true`...)
 	} else {
-		b = append(b, `,"time_wait":false,"duration_us":`...)
+		b = append(b, `,"time_wait":false`...)
 	}
+	if c.TwState != events.Unknown {
+		b = appendEnum(b, jsonTwState, c.TwState, "timewait_state", events.State.String)
+	}
+	b = append(b, `,"duration_us":`...)
 	if c.Last >= c.Start {
 		b = appendMicros(b, c.Last-c.Start)
 	} else {
@@ -286,7 +291,7 @@ func (j *JSON) Summary(s *Summary) error {
 		return j.err
 	}
 	if s == nil {
-		s = &Summary{}
+		s = &Summary{TimeWaitNow: -1, FinWait2Now: -1}
 	}
 	out, err := json.Marshal(struct {
 		Type string `json:"type"`

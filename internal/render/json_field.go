@@ -24,6 +24,7 @@ var (
 	jsonOld       = jsonMembers("old", events.State(255), events.State.String)
 	jsonNew       = jsonMembers("new", events.State(255), events.State.String)
 	jsonKernelNew = jsonMembers("kernel_new", events.State(255), events.State.String)
+	jsonTwState   = jsonMembers("timewait_state", events.State(255), events.State.String)
 	jsonSource    = jsonMembers("owner_source", events.OwnerProc, sourceName)
 	jsonRole      = jsonMembers("role", events.RoleListener, roleName)
 	jsonCloser    = jsonMembers("closer", events.CloserSimultaneous, closerName)

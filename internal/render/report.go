@@ -77,11 +77,12 @@ func WriteReportText(w io.Writer, o Options, ro ReportOptions, r *diagnosis.Repo
 	for _, t := range r.TimeWait {
 		owner := proc(t.Owner)
 		if !t.Known {
-			owner = "? (predates tracing)"
+			owner = predatesText(t.Hint)
 		}
-		rows = append(rows, []string{destText(t.Dest), addrText(t.Dest.Saddr), itoa(uint64(t.Dest.Netns)), owner, strconv.Itoa(t.Count)})
+		rows = append(rows, []string{destText(t.Dest), addrText(t.Dest.Saddr), itoa(uint64(t.Dest.Netns)), owner,
+			strconv.Itoa(t.Count), strconv.Itoa(t.FinWait2)})
 	}
-	tbl([]string{"DESTINATION", "FROM", "NETNS", "OWNER", "TIME_WAIT"}, rows)
+	tbl([]string{"DESTINATION", "FROM", "NETNS", "OWNER", "TIME_WAIT", "FIN_WAIT2"}, rows)
 	section("Failed connects")
 	rows = nil
 	for _, f := range r.Failed {
@@ -98,16 +99,16 @@ func WriteReportText(w io.Writer, o Options, ro ReportOptions, r *diagnosis.Repo
 	tbl([]string{"DESTINATION", "OWNER", "NEW TW/S", "HELD", "IN USE", "LEFT", "HOLD", "EXHAUSTED", "FAILED"}, rows)
 	rows = nil
 	for _, n := range r.Namespaces {
-		tw, unk := "-", "-"
+		tw, fw, unk := "-", "-", "-"
 		if n.TimeWait >= 0 {
-			tw, unk = strconv.Itoa(n.TimeWait), strconv.Itoa(n.Unknown)
+			tw, fw, unk = strconv.Itoa(n.TimeWait), strconv.Itoa(n.FinWait2), strconv.Itoa(n.Unknown)
 		}
 		s := n.Sysctls
 		rows = append(rows, []string{itoa(uint64(n.Netns)), strconv.Itoa(s.PortLo) + "-" + strconv.Itoa(s.PortHi),
-			strconv.Itoa(s.TwReuse), strconv.Itoa(s.Timestamps), strconv.Itoa(s.MaxTwBuckets), n.From, tw, unk})
+			strconv.Itoa(s.TwReuse), strconv.Itoa(s.Timestamps), strconv.Itoa(s.MaxTwBuckets), n.From, tw, fw, unk, orDash(n.Method)})
 	}
 	b.WriteString("inputs per namespace:\n")
-	tbl([]string{"NETNS", "PORT RANGE", "TW_REUSE", "TIMESTAMPS", "MAX_TW_BUCKETS", "SYSCTLS FROM", "TIME_WAIT", "UNKNOWN OWNER"}, rows)
+	tbl([]string{"NETNS", "PORT RANGE", "TW_REUSE", "TIMESTAMPS", "MAX_TW_BUCKETS", "SYSCTLS FROM", "TIME_WAIT", "FIN_WAIT2", "PREDATING", "METHOD"}, rows)
 	if !ro.Short {
 		section("End kinds")
 		var ends []string

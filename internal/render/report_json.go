@@ -54,10 +54,13 @@ func WriteReportJSON(w io.Writer, c Clock, r *diagnosis.Report) error {
 	}
 	type tw struct {
 		jsonDest
-		PID   uint32 `json:"pid"`
-		Comm  string `json:"comm"`
-		Known bool   `json:"owner_known"`
-		Count int    `json:"time_wait"`
+		PID      uint32 `json:"pid"`
+		Comm     string `json:"comm"`
+		Known    bool   `json:"owner_known"`
+		HintPID  uint32 `json:"hint_pid,omitempty"` // not known: a process holding sockets toward the destination now
+		HintComm string `json:"hint_comm,omitempty"`
+		Count    int    `json:"time_wait"`
+		FinWait2 int    `json:"fin_wait2"` // orphaned FIN_WAIT2 held by timewait sockets
 	}
 	type failed struct {
 		jsonDest
@@ -90,7 +93,9 @@ func WriteReportJSON(w io.Writer, c Clock, r *diagnosis.Report) error {
 		MaxTw      int    `json:"tcp_max_tw_buckets"`
 		From       string `json:"sysctls_from"`
 		TimeWait   int    `json:"time_wait"`
-		Unknown    int    `json:"unknown_owner"`
+		FinWait2   int    `json:"fin_wait2"`
+		Unknown    int    `json:"unknown_owner"` // of both, predating tracing
+		Method     string `json:"method"`        // how they are known: "events", "events+table" or "handovers"
 		Err        string `json:"err,omitempty"`
 	}
 	type state struct {
@@ -125,7 +130,12 @@ func WriteReportJSON(w io.Writer, c Clock, r *diagnosis.Report) error {
 		out.Closers = append(out.Closers, cl)
 	}
 	for _, x := range r.TimeWait {
-		out.TimeWait = append(out.TimeWait, tw{destJSON(x.Dest), x.Owner.PID, sanitize(x.Owner.Comm.String()), x.Known, x.Count})
+		row := tw{jsonDest: destJSON(x.Dest), PID: x.Owner.PID, Comm: sanitize(x.Owner.Comm.String()), Known: x.Known,
+			Count: x.Count, FinWait2: x.FinWait2}
+		if !x.Known {
+			row.HintPID, row.HintComm = x.Hint.PID, sanitize(x.Hint.Comm.String())
+		}
+		out.TimeWait = append(out.TimeWait, row)
 	}
 	for _, x := range r.Failed {
 		out.Failed = append(out.Failed, failed{destJSON(x.Dest), x.Owner.PID, sanitize(x.Owner.Comm.String()), x.Err, x.Count})
@@ -151,7 +161,7 @@ func WriteReportJSON(w io.Writer, c Clock, r *diagnosis.Report) error {
 	for _, n := range r.Namespaces[:min(len(r.Namespaces), maxJSONRows)] {
 		s := n.Sysctls
 		out.Netns = append(out.Netns, netns{n.Netns, [2]int{s.PortLo, s.PortHi}, s.TwReuse, s.Timestamps,
-			s.MaxTwBuckets, n.From, n.TimeWait, n.Unknown, n.Err})
+			s.MaxTwBuckets, n.From, n.TimeWait, n.FinWait2, n.Unknown, n.Method, n.Err})
 	}
 	var buf jsonBuffer
 	wv := NewWarnings(&buf, Options{Clock: c}, true)

@@ -37,8 +37,8 @@ func incidentReport() *diagnosis.Report {
 			P50: 400 * time.Microsecond, P90: time.Millisecond, P99: 2 * time.Millisecond, Max: 3 * time.Millisecond}}},
 		Forecasts: []diagnosis.ForecastRow{{Dest: dest, Owner: cli, Inputs: diagnosis.Inputs{Sysctls: s, Held: 64},
 			Forecast: full, Failed: 56}},
-		Namespaces: []diagnosis.NetnsRow{{Netns: 4026532177, Sysctls: s, From: "live", TimeWait: 64},
-			{Netns: 4026532240, Sysctls: diagnosis.DefaultSysctls, From: "default", TimeWait: 3, Unknown: 3}},
+		Namespaces: []diagnosis.NetnsRow{{Netns: 4026532177, Sysctls: s, From: "live", TimeWait: 64, Method: diagnosis.MethodEvents},
+			{Netns: 4026532240, Sysctls: diagnosis.DefaultSysctls, From: "default", TimeWait: 3, Unknown: 3, Method: diagnosis.MethodTable}},
 		Warnings: []diagnosis.Warning{w},
 	}
 }
@@ -69,8 +69,8 @@ func TestReportGolden(t *testing.T) {
 
 func TestWarningsGolden(t *testing.T) {
 	r := incidentReport()
-	end := &diagnosis.TimeWaitEnd{Time: 842_000_000_000, Cookie: 77, Owner: r.Closers[0].Owner,
-		Dest: r.Forecasts[0].Dest, Sport: 40001, Held: 60 * time.Second}
+	end := &diagnosis.TimeWaitStep{Time: 842_000_000_000, Op: events.TwExpire, Old: events.TimeWait, New: events.Close,
+		Cookie: 77, Owner: r.Closers[0].Owner, Known: true, Dest: r.Forecasts[0].Dest, Sport: 40001, Held: 60 * time.Second}
 	fail := &diagnosis.FailedNotice{Time: 783_000_000_000, Owner: r.Closers[0].Owner, Dest: r.Forecasts[0].Dest,
 		Err: 99, New: 12, Total: 20}
 	churn := r.Warnings[0]
@@ -81,10 +81,10 @@ func TestWarningsGolden(t *testing.T) {
 		v.Warning(&r.Warnings[0])
 		v.Warning(&churn)
 		v.Failed(fail)
-		v.TimeWaitEnd(end)
+		v.TimeWait(end)
 		v.Warning(nil)
 		v.Failed(nil)
-		v.TimeWaitEnd(nil)
+		v.TimeWait(nil)
 		name := "incident.warnings.text.golden"
 		if asJSON {
 			name = "incident.warnings.json.golden"

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
@@ -54,7 +55,10 @@ type Summary struct {
 	ActiveCloses []ProcCloses      `json:"active_closes"`
 	Closers      Closers           `json:"closers"`
 	Ends         map[string]uint64 `json:"ends"`
-	TimeWait     uint64            `json:"time_wait"` // CLOSEs handed over to a TIME_WAIT socket
+	TimeWait     uint64            `json:"time_wait"`     // CLOSEs handed over to a TIME_WAIT socket
+	FinWait2     uint64            `json:"fin_wait2"`     // CLOSEs handed over to an orphaned FIN_WAIT2 timewait socket
+	TimeWaitNow  int               `json:"time_wait_now"` // TIME_WAIT sockets the kernel holds at the end (-1: unknown; SetTimeWaitNow)
+	FinWait2Now  int               `json:"fin_wait2_now"` // orphaned FIN_WAIT2 timewait sockets at the end (-1: unknown)
 	Lost         LostCounts        `json:"lost"`
 	Inferred     uint64            `json:"inferred"`              // steps filled in from gaps
 	Evicted      uint64            `json:"evicted"`               // connections dropped from a full table
@@ -75,6 +79,7 @@ type Summarizer struct {
 	closers     Closers
 	ends        [events.EndClosed + 1]uint64
 	timeWait    uint64
+	finWait2    uint64
 	transitions uint64
 	lost        events.Losses
 }
@@ -107,6 +112,9 @@ func (s *Summarizer) Finished(c *events.Conn) {
 	}
 	if c.TimeWait {
 		s.timeWait++
+	}
+	if c.TwState == events.FinWait2 {
+		s.finWait2++
 	}
 	k := procKey{c.Owner.PID, c.Owner.Comm}
 	p := s.procs[k]
@@ -141,6 +149,7 @@ func (s *Summarizer) Summary(st events.Stats, lost events.Losses, elapsed time.D
 		Elapsed: elapsed, ElapsedS: elapsed.Seconds(),
 		Events: st.Events, Transitions: s.transitions, Conns: st.Conns, Finished: st.Finished,
 		Open: st.Tracked, Closers: s.closers, Ends: make(map[string]uint64), TimeWait: s.timeWait,
+		FinWait2: s.finWait2, TimeWaitNow: -1, FinWait2Now: -1,
 		Lost:     LostCounts{Ring: lost.Ring, Recursion: lost.Recursion, Total: lost.Total()},
 		Inferred: st.Inferred, Evicted: st.Evicted,
 	}
@@ -177,10 +186,28 @@ func (s *Summarizer) Summary(st events.Stats, lost events.Losses, elapsed time.D
 	return sum
 }
 
+// SetTimeWaitNow sets TimeWaitNow and FinWait2Now to the totals the
+// diagnosis's report has for its namespaces: what the kernel holds now.
+// They stay unknown (-1) when no namespace's count is known.
+func (s *Summary) SetTimeWaitNow(r *diagnosis.Report) {
+	if r == nil {
+		return
+	}
+	tw, fw, known := 0, 0, false
+	for _, n := range r.Namespaces {
+		if n.TimeWait >= 0 {
+			tw, fw, known = tw+n.TimeWait, fw+n.FinWait2, true
+		}
+	}
+	if known {
+		s.TimeWaitNow, s.FinWait2Now = tw, fw
+	}
+}
+
 // WriteText writes the short human summary printed on exit.
 func (s *Summary) WriteText(w io.Writer, o Options) error {
 	if s == nil {
-		s = &Summary{}
+		s = &Summary{TimeWaitNow: -1, FinWait2Now: -1}
 	}
 	st, l := newStyles(w, o.Color), newLayout(o)
 	width := l.width
@@ -210,7 +237,17 @@ func (s *Summary) WriteText(w io.Writer, o Options) error {
 		ends = append(ends, "none finished")
 	}
 	row("end", strings.Join(ends, ", "), st, false)
-	row("TIME_WAIT", itoa(s.TimeWait)+" handed over (each holds its port "+TimeWaitHold+")", st, false)
+	if s.TimeWaitNow >= 0 {
+		row("TIME_WAIT", strconv.Itoa(s.TimeWaitNow)+" now ("+itoa(s.TimeWait)+" handed over during the trace)", st, false)
+		if s.FinWait2Now > 0 || s.FinWait2 > 0 {
+			row("FIN_WAIT2", strconv.Itoa(max(s.FinWait2Now, 0))+" orphaned now ("+itoa(s.FinWait2)+" handed over during the trace)", st, false)
+		}
+	} else {
+		row("TIME_WAIT", itoa(s.TimeWait)+" handed over (each holds its port "+TimeWaitHold+")", st, false)
+		if s.FinWait2 > 0 {
+			row("FIN_WAIT2", itoa(s.FinWait2)+" orphaned, handed over to timewait sockets", st, false)
+		}
+	}
 	procs := s.allProcs
 	if procs == nil {
 		procs = s.ActiveCloses

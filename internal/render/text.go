@@ -152,8 +152,9 @@ func inked(r remark, k *ink) remark {
 	return r
 }
 
-// notes returns the remarks on tr: active close, reset, TIME_WAIT, inference,
-// and on the step into CLOSE the connection's verdict.
+// notes returns the remarks on tr: active close, reset, TIME_WAIT (or an
+// orphaned FIN_WAIT2 handed to a timewait socket), inference, and on the
+// step into CLOSE the connection's verdict.
 func (t *Text) notes(tr *events.Transition, c *events.Conn) []remark {
 	ik, nb := &t.st.ink, &t.nb
 	rs := t.rs[:0]
@@ -170,6 +171,11 @@ func (t *Text) notes(tr *events.Transition, c *events.Conn) []remark {
 	if tr.TimeWait {
 		b := appendEndpoint(append(nb.timeWait[:0], "TIME_WAIT holds "...), c.Saddr, c.Sport, &t.hosts)
 		nb.timeWait = append(b, " for "+TimeWaitHold...)
+		rs = append(rs, newRemark(nb.timeWait, &ik.timeWait))
+	}
+	if tr.Orphan {
+		b := appendEndpoint(append(nb.timeWait[:0], "orphaned FIN_WAIT2: a timewait socket holds "...), c.Saddr, c.Sport, &t.hosts)
+		nb.timeWait = append(b, " until the peer's FIN (then TIME_WAIT "+TimeWaitHold+")"...)
 		rs = append(rs, newRemark(nb.timeWait, &ik.timeWait))
 	}
 	if tr.New == events.Close {

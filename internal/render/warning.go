@@ -13,15 +13,15 @@ import (
 )
 
 // Warnings shows what the diagnosis finds in the stream: forecast and churn
-// warnings, failed connects and TIME_WAIT sockets the kernel dropped, as
-// text lines or JSON objects. It implements diagnosis.Reporter.
+// warnings, failed connects and the later steps of timewait sockets (moves
+// to TIME_WAIT, ends), as text lines or JSON objects. It implements
+// diagnosis.Reporter.
 type Warnings struct {
 	w    io.Writer
 	o    Options
 	json bool
 	st   *styles
 	err  error
-	buf  []byte // the line being built (warning_tw.go)
 }
 
 // NewWarnings returns the stream's diagnosis view: JSON lines when asJSON.
@@ -125,49 +125,6 @@ func (v *Warnings) Failed(f *diagnosis.FailedNotice) {
 	msg := fmt.Sprintf("!! connect() failed %s ×%d: %s %s %s (%d so far)", errnoText(f.Err), f.New,
 		procText(f.Owner), arrow(v.o), endpoint(f.Dest.Daddr, f.Dest.Dport), f.Total)
 	v.write(v.stamp(f.Time) + v.st.paint(v.st.loss, msg) + "\n")
-}
-
-// TimeWaitEndJSON is a {"type":"time_wait_end"} line.
-type TimeWaitEndJSON struct {
-	Type   string  `json:"type"`
-	Time   string  `json:"time"`
-	Cookie uint64  `json:"cookie"`
-	PID    uint32  `json:"pid"`
-	Comm   string  `json:"comm"`
-	Netns  uint32  `json:"netns"`
-	Saddr  string  `json:"saddr"`
-	Sport  uint16  `json:"sport"`
-	Daddr  string  `json:"daddr"`
-	Dport  uint16  `json:"dport"`
-	HeldUs float64 `json:"held_us"`
-}
-
-// TimeWaitEnd shows a traced TIME_WAIT socket the kernel dropped: one line
-// per active close, so plain names take an allocation-free path
-// (warning_tw.go) that writes the same bytes as this one.
-func (v *Warnings) TimeWaitEnd(e *diagnosis.TimeWaitEnd) {
-	if e == nil {
-		return
-	}
-	if v.err == nil && fastTimeWaitEnd(e) {
-		v.buf = v.appendTimeWaitEnd(v.buf[:0], e)
-		_, v.err = v.w.Write(v.buf)
-		return
-	}
-	v.timeWaitEndSlow(e)
-}
-
-// timeWaitEndSlow writes TimeWaitEnd's line for any owner name.
-func (v *Warnings) timeWaitEndSlow(e *diagnosis.TimeWaitEnd) {
-	if v.json {
-		v.writeJSON(TimeWaitEndJSON{Type: "time_wait_end", Time: v.o.Clock.Wall(e.Time).Format(time.RFC3339Nano),
-			Cookie: e.Cookie, PID: e.Owner.PID, Comm: sanitize(e.Owner.Comm.String()), Netns: e.Dest.Netns,
-			Saddr: addrText(e.Dest.Saddr), Sport: e.Sport, Daddr: addrText(e.Dest.Daddr), Dport: e.Dest.Dport,
-			HeldUs: float64(e.Held.Microseconds())})
-		return
-	}
-	v.write(fmt.Sprintf("%s   TIME_WAIT over: %s %s %s %s after %s\n", v.stamp(e.Time), procText(e.Owner),
-		endpoint(e.Dest.Saddr, e.Sport), arrow(v.o), destText(e.Dest), formatDur(e.Held.Nanoseconds(), v.o.ASCII)))
 }
 
 func (v *Warnings) stamp(mono uint64) string {

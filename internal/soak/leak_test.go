@@ -69,12 +69,19 @@ func TestProbeOpenCloseNoLeak(t *testing.T) {
 	runtime.GC()
 	before := fds(t)
 	mine := map[ebpf.ProgramID]bool{}
+	perOpen := 0 // programs one probe loads: set_state, and the timewait timer programs
 	for i := 0; i < 25; i++ {
 		p, err := probe.Open(probe.Options{RingSize: 1 << 16, PollInterval: 10 * time.Millisecond})
 		if err != nil {
 			t.Fatalf("open %d: %v", i, err)
 		}
-		for id := range ownPrograms(t) {
+		own := ownPrograms(t)
+		if i == 0 {
+			perOpen = len(own)
+		} else if len(own) != perOpen {
+			t.Errorf("open %d holds %d programs, the first held %d", i, len(own), perOpen)
+		}
+		for id := range own {
 			mine[id] = true
 		}
 		if i%5 == 4 {
@@ -100,8 +107,8 @@ func TestProbeOpenCloseNoLeak(t *testing.T) {
 		sort.Strings(extra)
 		t.Errorf("file descriptors: %d before, %d after 25 Open/Close: new %v", len(before), len(after), extra)
 	}
-	if len(mine) != 25 {
-		t.Errorf("%d distinct programs held over 25 opens, want 25", len(mine))
+	if perOpen == 0 || len(mine) != 25*perOpen {
+		t.Errorf("%d distinct programs held over 25 opens of %d programs each, want %d", len(mine), perOpen, 25*perOpen)
 	}
 	if left := ownPrograms(t); len(left) != 0 {
 		t.Errorf("still holding programs %v", left)

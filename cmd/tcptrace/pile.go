@@ -1,0 +1,358 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/tcptrace/tcptrace/internal/diagnosis"
+	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/ledger"
+	"github.com/tcptrace/tcptrace/internal/probe"
+)
+
+// sysctlEvery is how often each namespace's sysctls are read again.
+const sysctlEvery = 10 * time.Second
+
+// Reconciliation of orphaned FIN_WAIT2 timewait sockets: a move to
+// TIME_WAIT that leaves the socket's timer in its timer-wheel bucket fires
+// no timer tracepoint, so a namespace holding orphans older than
+// orphanAge has its FIN_WAIT2 sockets read, at most every orphanEvery and
+// at most orphanCost times its last read's duration (0.5 % of a CPU).
+const (
+	orphanAge   = time.Second
+	orphanEvery = time.Second
+	orphanCost  = 200
+)
+
+// pileReader reads, off the event path and once per namespace, the
+// timewait sockets that predate tracing (the pile an engineer arrives to),
+// and keeps each namespace's sysctls fresh. The loop that feeds the
+// pipeline takes what it has read at its ticks (take).
+type pileReader struct {
+	proc   string
+	filter ledger.Filter
+	mu     sync.Mutex
+	found  []events.Event               // TwFound events not taken yet
+	sysctl map[uint32]map[string]string // sysctls read since the last take
+	known  map[uint32]ledger.Netns      // namespaces read (or queued)
+	queue  []uint32                     // namespaces first seen in the stream, to read
+	done   bool                         // the namespaces present at start are read
+	orphNS []uint32                     // namespaces whose orphans to read
+	orphs  []ledger.Orphans             // reads not taken yet
+	orphAt map[uint32]time.Time         // per namespace, no read before
+	stats  pileStats                    // what the start-up read found
+	wake   chan struct{}
+	stop   chan struct{}
+	ended  chan struct{}
+}
+
+// pileStats sums the start-up read.
+type pileStats struct {
+	namespaces, timeWait, finWait2, sockets int
+	truncated                               bool
+	took                                    time.Duration
+	errs                                    []string
+}
+
+// startPile starts reading every namespace of proc in the background.
+func startPile(proc string, f ledger.Filter) *pileReader {
+	r := &pileReader{proc: proc, filter: f, sysctl: map[uint32]map[string]string{},
+		known: map[uint32]ledger.Netns{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		ended: make(chan struct{}), orphAt: map[uint32]time.Time{}}
+	go r.run()
+	return r
+}
+
+// run reads the namespaces present now, then those first seen later, and
+// refreshes sysctls, until Close.
+func (r *pileReader) run() {
+	defer close(r.ended)
+	start := time.Now()
+	all := ledger.Namespaces(r.proc)
+	r.mu.Lock()
+	for _, ns := range all {
+		r.known[ns.Inode] = ns // not queued again when the stream shows them first
+	}
+	r.mu.Unlock()
+	for _, ns := range all {
+		r.read(ns, true)
+	}
+	r.mu.Lock()
+	r.done = true
+	r.stats.took = time.Since(start)
+	r.mu.Unlock()
+	t := time.NewTicker(sysctlEvery)
+	defer t.Stop()
+	o := time.NewTicker(orphanEvery)
+	defer o.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-o.C:
+			r.readOrphans()
+		case <-r.wake:
+			r.mu.Lock()
+			q := r.queue
+			r.queue = nil
+			r.mu.Unlock()
+			want := map[uint32]bool{}
+			for _, ino := range q {
+				want[ino] = true
+			}
+			for _, ns := range ledger.Namespaces(r.proc) {
+				if want[ns.Inode] {
+					r.read(ns, false)
+				}
+			}
+		case <-t.C:
+			r.mu.Lock()
+			all := make([]ledger.Netns, 0, len(r.known))
+			for _, ns := range r.known {
+				all = append(all, ns)
+			}
+			r.mu.Unlock()
+			for _, ns := range all {
+				if m, err := ledger.ReadSysctls(ns); err == nil {
+					r.mu.Lock()
+					r.sysctl[ns.Inode] = m
+					r.mu.Unlock()
+				}
+			}
+		}
+	}
+}
+
+// read reads one namespace's pile and sysctls.
+func (r *pileReader) read(ns ledger.Netns, atStart bool) {
+	r.mu.Lock()
+	r.known[ns.Inode] = ns
+	r.mu.Unlock()
+	p, err := ledger.ReadPile(ns, r.filter)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		if atStart && len(r.stats.errs) < 8 {
+			r.stats.errs = append(r.stats.errs, err.Error())
+		}
+		return
+	}
+	r.found = append(r.found, p.TimeWait...)
+	if p.Sysctls != nil {
+		r.sysctl[ns.Inode] = p.Sysctls
+	}
+	if atStart {
+		r.stats.namespaces++
+		r.stats.sockets += p.Sockets
+		r.stats.truncated = r.stats.truncated || p.Truncated
+		for i := range p.TimeWait {
+			if p.TimeWait[i].New == events.FinWait2 {
+				r.stats.finWait2++
+			} else {
+				r.stats.timeWait++
+			}
+		}
+	}
+}
+
+// readOrphans reads the FIN_WAIT2 timewait sockets of the namespaces asked
+// for (reconcile) that are due.
+func (r *pileReader) readOrphans() {
+	r.mu.Lock()
+	var due []ledger.Netns
+	for _, ino := range r.orphNS {
+		if ns, ok := r.known[ino]; ok && ns.Path != "" && time.Now().After(r.orphAt[ino]) {
+			due = append(due, ns)
+		}
+	}
+	r.orphNS = nil
+	r.mu.Unlock()
+	for _, ns := range due {
+		o, err := ledger.ReadOrphans(ns)
+		r.mu.Lock()
+		r.orphAt[ns.Inode] = time.Now().Add(max(orphanEvery, orphanCost*o.Took))
+		if err == nil {
+			r.orphs = append(r.orphs, o)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// reconcile asks for the orphans of these namespaces to be read.
+func (r *pileReader) reconcile(ns []uint32) {
+	r.mu.Lock()
+	r.orphNS = ns
+	r.mu.Unlock()
+}
+
+// takeOrphans returns the orphan reads made since the last call.
+func (r *pileReader) takeOrphans() []ledger.Orphans {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	o := r.orphs
+	r.orphs = nil
+	return o
+}
+
+// Watch queues a namespace first seen in the stream, unless read already.
+func (r *pileReader) Watch(ino uint32) {
+	r.mu.Lock()
+	_, ok := r.known[ino]
+	if !ok {
+		r.known[ino] = ledger.Netns{Inode: ino}
+		r.queue = append(r.queue, ino)
+	}
+	r.mu.Unlock()
+	if !ok {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take returns the found sockets and sysctls read since the last call, and
+// whether the start-up read is complete.
+func (r *pileReader) take() ([]events.Event, map[uint32]map[string]string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	found, sys := r.found, r.sysctl
+	r.found = nil
+	if len(sys) > 0 {
+		r.sysctl = map[uint32]map[string]string{}
+	} else {
+		sys = nil
+	}
+	return found, sys, r.done
+}
+
+// wait waits up to d for the start-up read to complete.
+func (r *pileReader) wait(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		done := r.done
+		r.mu.Unlock()
+		if done {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Close stops the reader; a read in progress finishes in the background.
+func (r *pileReader) Close() { close(r.stop) }
+
+// describe writes one line on what the start-up read found.
+func (r *pileReader) describe(w io.Writer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.stats
+	trunc := ""
+	if s.truncated {
+		trunc = " (truncated: a namespace held more than the read keeps)"
+	}
+	fmt.Fprintf(w, "tcptrace: read %d namespaces at start in %v: %d TIME_WAIT and %d orphaned FIN_WAIT2 sockets predate tracing, of %d sockets%s\n",
+		s.namespaces, s.took.Round(time.Millisecond), s.timeWait, s.finWait2, s.sockets, trunc)
+	for _, e := range s.errs {
+		fmt.Fprintf(w, "tcptrace: warning: reading a namespace's sockets: %s\n", e)
+	}
+}
+
+// timeWaitFeed passes timewait steps to the diagnosis and what the pile
+// reader found to the whole pipeline: the tracker, the diagnosis and the
+// capture. Every live mode uses one.
+type timeWaitFeed struct {
+	pile    *pileReader
+	tracker *events.Tracker
+	engine  *diagnosis.Engine
+	filter  events.Filter             // the connection filter (--pid, --comm, --port, --host)
+	write   func(*events.Event) error // the capture, or nil
+	told    bool                      // the start-up read was described
+	asked   time.Time                 // orphans were last asked for
+	onRead  func()                    // called once the start-up read is fed
+}
+
+// settle asks the pile reader, once per orphanEvery, for the namespaces
+// holding orphans older than orphanAge, and feeds a TwMove for each orphan
+// its reads found gone from FIN_WAIT2.
+func (f *timeWaitFeed) settle(now uint64) error {
+	if time.Since(f.asked) >= orphanEvery {
+		f.asked = time.Now()
+		f.pile.reconcile(f.engine.OrphanNamespaces(now - uint64(orphanAge)))
+	}
+	for _, o := range f.pile.takeOrphans() {
+		for _, c := range f.engine.SettleOrphans(o.Netns, o.Cookies, o.Time) {
+			ev := events.Event{Kind: events.KindTimeWait, TwOp: events.TwMove, Time: now, Cookie: c,
+				Netns: o.Netns, Old: events.FinWait2, New: events.TimeWait}
+			f.tracker.Observe(&ev)
+			f.engine.TimeWait(&ev)
+			if f.write != nil {
+				if err := f.write(&ev); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// observe passes a timewait step the tracker has seen to the diagnosis.
+func (f *timeWaitFeed) observe(ev *events.Event) { diagnoseTimeWait(f.engine, &f.filter, ev) }
+
+// diagnoseTimeWait passes ev, once the tracker has seen it, to the
+// diagnosis when it is a timewait step. The connection filter picks the
+// sockets the diagnosis follows (at their start, or when found at start):
+// their later steps carry no owner once the connection has ended, and the
+// diagnosis knows them by cookie.
+func diagnoseTimeWait(eng *diagnosis.Engine, f *events.Filter, ev *events.Event) {
+	if ev.Kind != events.KindTimeWait {
+		return
+	}
+	if (ev.TwOp == events.TwStart || ev.TwOp == events.TwFound) && !f.MatchEvent(ev) {
+		return
+	}
+	eng.TimeWait(ev)
+}
+
+// feed takes what the pile reader has read and feeds it through. Found
+// sockets are stamped with the time they are fed (their remaining timers
+// shortened to match), so the stream stays in time order.
+func (f *timeWaitFeed) feed() error {
+	if f.pile == nil {
+		return nil
+	}
+	found, sys, done := f.pile.take()
+	for ns, m := range sys {
+		f.engine.SetNetnsSysctls(ns, m)
+		f.engine.MarkTableRead(ns) // read with its pile (and then only refreshed)
+	}
+	now := probe.MonotonicNow()
+	for i := range found {
+		ev := &found[i]
+		if now > ev.Time {
+			gone := uint32((now - ev.Time) / uint64(time.Millisecond))
+			ev.Remain -= min(ev.Remain, gone)
+		}
+		ev.Time = now
+		f.tracker.Observe(ev)
+		f.observe(ev)
+		if f.write != nil {
+			if err := f.write(ev); err != nil {
+				return err
+			}
+		}
+	}
+	if err := f.settle(now); err != nil {
+		return err
+	}
+	if done && !f.told {
+		f.told = true
+		if f.onRead != nil {
+			f.onRead()
+		}
+	}
+	return nil
+}
