@@ -15,7 +15,6 @@ import (
 
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
-	"github.com/tcptrace/tcptrace/internal/ledger"
 	"github.com/tcptrace/tcptrace/internal/owners"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/render"
@@ -75,7 +74,7 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 		return err
 	}
 	pl.tracker.SetTimeWaitEvents(p.TimeWaitEvents())
-	pile := startPile("/proc", ledger.Filter{Port: kf.Port, Host: kf.Host})
+	pile := startPile("/proc", events.Filter{Port: kf.Port, Host: kf.Host})
 	defer pile.Close()
 	pl.engine.SetNetnsHook(pile.Watch)
 	tw := &timeWaitFeed{pile: pile, tracker: pl.tracker, engine: pl.engine, filter: pl.filter,

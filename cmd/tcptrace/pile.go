@@ -32,9 +32,9 @@ const (
 // pipeline takes what it has read at its ticks (take).
 type pileReader struct {
 	proc   string
-	filter ledger.Filter
+	filter events.Filter
 	mu     sync.Mutex
-	found  []events.Event               // TwFound events not taken yet
+	piles  []ledger.Pile                // read, not taken yet (their sockets become TwFound events when fed)
 	sysctl map[uint32]map[string]string // sysctls read since the last take
 	known  map[uint32]ledger.Netns      // namespaces read (or queued)
 	queue  []uint32                     // namespaces first seen in the stream, to read
@@ -57,7 +57,7 @@ type pileStats struct {
 }
 
 // startPile starts reading every namespace of proc in the background.
-func startPile(proc string, f ledger.Filter) *pileReader {
+func startPile(proc string, f events.Filter) *pileReader {
 	r := &pileReader{proc: proc, filter: f, sysctl: map[uint32]map[string]string{},
 		known: map[uint32]ledger.Netns{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
 		ended: make(chan struct{}), orphAt: map[uint32]time.Time{}}
@@ -139,7 +139,9 @@ func (r *pileReader) read(ns ledger.Netns, atStart bool) {
 		}
 		return
 	}
-	r.found = append(r.found, p.TimeWait...)
+	if len(p.Found) > 0 {
+		r.piles = append(r.piles, p)
+	}
 	if p.Sysctls != nil {
 		r.sysctl[ns.Inode] = p.Sysctls
 	}
@@ -147,8 +149,8 @@ func (r *pileReader) read(ns ledger.Netns, atStart bool) {
 		r.stats.namespaces++
 		r.stats.sockets += p.Sockets
 		r.stats.truncated = r.stats.truncated || p.Truncated
-		for i := range p.TimeWait {
-			if p.TimeWait[i].New == events.FinWait2 {
+		for i := range p.Found {
+			if p.Found[i].State == events.FinWait2 {
 				r.stats.finWait2++
 			} else {
 				r.stats.timeWait++
@@ -213,13 +215,13 @@ func (r *pileReader) Watch(ino uint32) {
 	}
 }
 
-// take returns the found sockets and sysctls read since the last call, and
+// take returns the piles and sysctls read since the last call, and
 // whether the start-up read is complete.
-func (r *pileReader) take() ([]events.Event, map[uint32]map[string]string, bool) {
+func (r *pileReader) take() ([]ledger.Pile, map[uint32]map[string]string, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	found, sys := r.found, r.sysctl
-	r.found = nil
+	found, sys := r.piles, r.sysctl
+	r.piles = nil
 	if len(sys) > 0 {
 		r.sysctl = map[uint32]map[string]string{}
 	} else {
@@ -330,18 +332,21 @@ func (f *timeWaitFeed) feed() error {
 		f.engine.MarkTableRead(ns) // read with its pile (and then only refreshed)
 	}
 	now := probe.MonotonicNow()
-	for i := range found {
-		ev := &found[i]
-		if now > ev.Time {
-			gone := uint32((now - ev.Time) / uint64(time.Millisecond))
-			ev.Remain -= min(ev.Remain, gone)
-		}
-		ev.Time = now
-		f.tracker.Observe(ev)
-		f.observe(ev)
-		if f.write != nil {
-			if err := f.write(ev); err != nil {
-				return err
+	var ev events.Event
+	for _, p := range found {
+		for i := range p.Found {
+			p.Event(i, &ev)
+			if now > ev.Time {
+				gone := uint32((now - ev.Time) / uint64(time.Millisecond))
+				ev.Remain -= min(ev.Remain, gone)
+			}
+			ev.Time = now
+			f.tracker.Observe(&ev)
+			f.observe(&ev)
+			if f.write != nil {
+				if err := f.write(&ev); err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
-	"github.com/tcptrace/tcptrace/internal/ledger"
 	"github.com/tcptrace/tcptrace/internal/owners"
 	"github.com/tcptrace/tcptrace/internal/probe"
 	"github.com/tcptrace/tcptrace/internal/render"
@@ -131,7 +130,7 @@ func runReportLive(f *flags) error {
 	connOnly := events.Filter{PID: uf.PID, Comm: uf.Comm, Port: uf.Port, Host: uf.Host}
 	tr := events.NewTracker(&events.Filtered{Filter: connOnly, Sink: eng}, procs, f.maxConns)
 	tr.SetTimeWaitEvents(p.TimeWaitEvents())
-	pile := startPile("/proc", ledger.Filter{Port: kf.Port, Host: kf.Host})
+	pile := startPile("/proc", events.Filter{Port: kf.Port, Host: kf.Host})
 	defer pile.Close()
 	eng.SetNetnsHook(pile.Watch)
 	tw := &timeWaitFeed{pile: pile, tracker: tr, engine: eng, filter: connOnly,

@@ -25,7 +25,6 @@ import (
 	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
-	"github.com/tcptrace/tcptrace/internal/ledger"
 	"github.com/tcptrace/tcptrace/internal/metrics"
 	"github.com/tcptrace/tcptrace/internal/owners"
 	"github.com/tcptrace/tcptrace/internal/probe"
@@ -192,7 +191,7 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	clock := render.LiveClock()
 	hb.seen.Store(time.Now().UnixNano()) // the start-up self-test passed
 	a.engine = diagnosis.New(diag.options())
-	pile := startPile("/proc", ledger.Filter{Port: kf.Port, Host: kf.Host})
+	pile := startPile("/proc", events.Filter{Port: kf.Port, Host: kf.Host})
 	defer pile.Close()
 	a.engine.SetNetnsHook(pile.Watch)
 	a.metrics = metrics.New(metrics.Options{TopK: sf.topK, Kernel: p, MaxTracked: f.maxConns, Version: version,

@@ -44,17 +44,17 @@ func BenchmarkReadPile(b *testing.B) {
 	cpu := cpuTime()
 	b.ResetTimer()
 	for range b.N {
-		p, err := ReadPile(ns.Netns, Filter{})
+		p, err := ReadPile(ns.Netns, events.Filter{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if len(p.TimeWait) < ns.TimeWait*99/100 || p.Truncated {
-			b.Fatalf("%d TIME_WAIT read of %d made (truncated %v)", len(p.TimeWait), ns.TimeWait, p.Truncated)
+		if len(p.Found) < ns.TimeWait*99/100 || p.Truncated {
+			b.Fatalf("%d TIME_WAIT read of %d made (truncated %v)", len(p.Found), ns.TimeWait, p.Truncated)
 		}
 		socks += p.Sockets
 		hinted = 0
-		for i := range p.TimeWait {
-			if p.TimeWait[i].Flags&events.FlagHint != 0 {
+		for i := range p.Found {
+			if p.Found[i].Hint >= 0 {
 				hinted++
 			}
 		}

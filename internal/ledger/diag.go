@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/nsexec"
 )
 
 // ne is the byte order of netlink headers and inet_diag_msg's own fields.
@@ -27,6 +28,7 @@ const (
 	tcpDiagGetSock   = 18 // TCPDIAG_GETSOCK: one walk of the table for both families
 	allStates        = 0xfff
 	afInet           = unix.AF_INET
+	afInet6          = unix.AF_INET6
 	recvBufLen       = 64 << 10 // the kernel fills at most 32 KiB per read
 )
 
@@ -69,7 +71,7 @@ func openDiag(target netns.NsHandle) (*diagSock, error) {
 func socketIn(target netns.NsHandle) (int, error) {
 	fd := -1
 	var serr error
-	if err := inNetns(target, func() {
+	if err := nsexec.In(target, func() {
 		fd, serr = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_INET_DIAG)
 	}); err != nil {
 		return -1, err

@@ -63,10 +63,10 @@ func TestDumpPerFamily(t *testing.T) {
 	for i, noCompat := range []bool{false, true} {
 		d.noCompat = noCompat
 		var p Pile
-		if err := d.dumpAll(buf, allStates, newBuilder(&p, Filter{}, MaxPile, nil)); err != nil {
+		if err := d.dumpAll(buf, allStates, newBuilder(&p, events.Filter{}, MaxPile, nil)); err != nil {
 			t.Fatal(err)
 		}
-		counts[i] = len(p.TimeWait)
+		counts[i] = len(p.Found)
 	}
 	if counts[0] != ns.TimeWait || counts[1] != ns.TimeWait || !d.noCompat {
 		t.Errorf("TIME_WAIT %d in one walk, %d per family, want %d", counts[0], counts[1], ns.TimeWait)

@@ -27,35 +27,50 @@ type Netns struct {
 	Path  string // /proc/self/ns/net, /run/netns/NAME or /proc/PID/ns/net
 }
 
-// Filter selects the timewait sockets of a pile. Zero fields match all.
-type Filter struct {
-	Port uint16     // either end
-	Host netip.Addr // either end
-}
-
-// match reports whether the timewait socket of ev passes the filter.
-func (f Filter) match(ev *events.Event) bool {
-	if f.Port != 0 && ev.Sport != f.Port && ev.Dport != f.Port {
-		return false
-	}
-	if f.Host.IsValid() {
-		h := f.Host.Unmap()
-		if ev.Saddr.Unmap() != h && ev.Daddr.Unmap() != h {
-			return false
-		}
-	}
-	return true
-}
-
 // Pile is what one namespace's table held when tracing started.
 type Pile struct {
 	Netns     uint32
 	Time      uint64            // CLOCK_MONOTONIC ns of the dump
-	TimeWait  []events.Event    // one KindTimeWait TwFound event per timewait socket that passes the filter
+	Found     []Found           // the timewait sockets that pass the filter (Event gives each as a TwFound event)
+	Hints     []Hint            // the processes Found's hints name
 	Sysctls   map[string]string // SysctlNames as read inside the namespace
 	Sockets   int               // all sockets the dump read, filtered or not
-	Truncated bool              // more than MaxPile timewait sockets: TimeWait holds the first MaxPile
+	Truncated bool              // more than MaxPile timewait sockets: Found holds the first MaxPile
 	Took      time.Duration     // wall time of the whole read: sysctls, dump and hints
+}
+
+// Found is one timewait socket of a pile, kept compact and free of
+// pointers (a pile may hold hundreds of thousands): 64 bytes.
+type Found struct {
+	Cookie       uint64
+	Saddr, Daddr [16]byte // v4-mapped for IPv4
+	Remain       uint32   // ms left on its timer
+	Hint         int32    // index in Pile.Hints, -1 for none
+	Sport, Dport uint16
+	State        events.State // TIME_WAIT or FIN_WAIT2
+	V6           bool         // a real IPv6 pair (not v4-mapped)
+}
+
+// Hint is a process that holds an open socket toward a destination.
+type Hint struct {
+	PID  uint32
+	Comm events.Comm
+}
+
+// Event fills ev with the i-th found socket as a KindTimeWait TwFound
+// event: its substate in New, the process of its hint (events.FlagHint).
+func (p *Pile) Event(i int, ev *events.Event) {
+	f := &p.Found[i]
+	*ev = events.Event{Kind: events.KindTimeWait, TwOp: events.TwFound, Time: p.Time, Cookie: f.Cookie,
+		Netns: p.Netns, New: f.State, Sport: f.Sport, Dport: f.Dport, Remain: f.Remain, Family: afInet6,
+		Saddr: netip.AddrFrom16(f.Saddr), Daddr: netip.AddrFrom16(f.Daddr)}
+	if !f.V6 {
+		ev.Family, ev.Saddr, ev.Daddr = afInet, ev.Saddr.Unmap(), ev.Daddr.Unmap()
+	}
+	if f.Hint >= 0 {
+		h := &p.Hints[f.Hint]
+		ev.PID, ev.Comm, ev.Flags = h.PID, h.Comm, events.FlagHint
+	}
 }
 
 // Socket is one socket of the kernel's table, as Listening returns it.
@@ -72,16 +87,17 @@ type Socket struct {
 }
 
 // ReadPile dumps every TCP socket of the namespace once and returns its
-// timewait sockets that pass f, each as a TwFound event; those toward a
+// timewait sockets that pass f's Port and Host (they have no owner for its
+// PID and Comm), each as a TwFound event; those toward a
 // destination that a process still holds an open socket toward name it
 // (PID, Comm, events.FlagHint). Run it off the event path: it costs a few
 // µs per socket, and a scan of /proc/*/fd when there are hints to find.
-func ReadPile(ns Netns, f Filter) (Pile, error) {
+func ReadPile(ns Netns, f events.Filter) (Pile, error) {
 	return readPile(procRoot, ns, f, MaxPile)
 }
 
 // readPile is ReadPile with its /proc root and bound.
-func readPile(proc string, ns Netns, f Filter, limit int) (Pile, error) {
+func readPile(proc string, ns Netns, f events.Filter, limit int) (Pile, error) {
 	start := time.Now()
 	pile := Pile{Netns: ns.Inode}
 	h, err := openNetns(ns)

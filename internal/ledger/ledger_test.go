@@ -176,7 +176,7 @@ func TestReadPile(t *testing.T) {
 	self, _ := os.ReadFile("/proc/self/comm")
 	helperComm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", helper))
 
-	p, err := ReadPile(ns.Netns, Filter{})
+	p, err := ReadPile(ns.Netns, events.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,8 +186,9 @@ func TestReadPile(t *testing.T) {
 	byCookie := map[uint64]*events.Event{}
 	var tw, hinted int
 	var fw2 *events.Event
-	for i := range p.TimeWait {
-		ev := &p.TimeWait[i]
+	evs := pileEvents(p)
+	for i := range evs {
+		ev := &evs[i]
 		byCookie[ev.Cookie] = ev
 		if ev.Kind != events.KindTimeWait || ev.TwOp != events.TwFound || ev.Old != events.Unknown ||
 			ev.Netns != ns.Inode || ev.Time != p.Time || ev.Family != unix.AF_INET ||
@@ -255,30 +256,30 @@ func TestReadPileFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		f    Filter
+		f    events.Filter
 		want int
 	}{
-		{Filter{}, 900},
-		{Filter{Port: 81}, 100},
-		{Filter{Port: 80}, 800},
-		{Filter{Host: netip.MustParseAddr("127.0.0.2")}, 800},
-		{Filter{Host: netip.MustParseAddr("::ffff:127.0.1.2"), Port: 81}, 100},
-		{Filter{Host: netip.MustParseAddr("127.0.0.2"), Port: 81}, 0},
+		{events.Filter{}, 900},
+		{events.Filter{Port: 81}, 100},
+		{events.Filter{Port: 80}, 800},
+		{events.Filter{Host: netip.MustParseAddr("127.0.0.2")}, 800},
+		{events.Filter{Host: netip.MustParseAddr("::ffff:127.0.1.2"), Port: 81}, 100},
+		{events.Filter{Host: netip.MustParseAddr("127.0.0.2"), Port: 81}, 0},
 	} {
 		p, err := ReadPile(ns.Netns, c.f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(p.TimeWait) != c.want || p.Sockets != 900 || p.Truncated {
-			t.Errorf("filter %+v: %d of %d sockets (truncated %v), want %d", c.f, len(p.TimeWait), p.Sockets, p.Truncated, c.want)
+		if len(p.Found) != c.want || p.Sockets != 900 || p.Truncated {
+			t.Errorf("filter %+v: %d of %d sockets (truncated %v), want %d", c.f, len(p.Found), p.Sockets, p.Truncated, c.want)
 		}
 	}
-	p, err := readPile(procRoot, ns.Netns, Filter{}, 100)
+	p, err := readPile(procRoot, ns.Netns, events.Filter{}, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.TimeWait) != 100 || !p.Truncated || p.Sockets != 900 {
-		t.Errorf("bound 100: %d kept of %d, truncated %v", len(p.TimeWait), p.Sockets, p.Truncated)
+	if len(p.Found) != 100 || !p.Truncated || p.Sockets != 900 {
+		t.Errorf("bound 100: %d kept of %d, truncated %v", len(p.Found), p.Sockets, p.Truncated)
 	}
 }
 
@@ -312,12 +313,12 @@ func TestReadPileCookie(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 
 	self := Netns{Inode: inode("/proc/self/ns/net"), Path: "/proc/self/ns/net"}
-	p, err := ReadPile(self, Filter{Port: local.Port()})
+	p, err := ReadPile(self, events.Filter{Port: local.Port()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ev events.Event // other tests share the namespace: find it by cookie
-	for _, e := range p.TimeWait {
+	for _, e := range pileEvents(p) {
 		if e.Cookie == cookie {
 			ev = e
 		}
@@ -360,7 +361,7 @@ func TestNamespaces(t *testing.T) {
 func TestReadPileGone(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	ns := newTestNetns(t)
-	if _, err := ReadPile(Netns{Inode: ns.Inode + 1, Path: ns.Path}, Filter{}); err == nil {
+	if _, err := ReadPile(Netns{Inode: ns.Inode + 1, Path: ns.Path}, events.Filter{}); err == nil {
 		t.Error("read a namespace by a path that names another")
 	}
 	if _, err := ReadSysctls(Netns{Inode: ns.Inode, Path: "/nonexistent"}); err == nil {

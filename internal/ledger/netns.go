@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/tcptrace/tcptrace/internal/nsexec"
 )
 
 // namedNetns is where `ip netns add` keeps its namespaces.
@@ -95,7 +96,7 @@ func ReadSysctls(ns Netns) (map[string]string, error) {
 // readSysctls reads SysctlNames inside target; a setting the kernel lacks is left out.
 func readSysctls(proc string, target netns.NsHandle) (map[string]string, error) {
 	m := make(map[string]string, len(SysctlNames))
-	err := inNetns(target, func() {
+	err := nsexec.In(target, func() {
 		for _, name := range SysctlNames {
 			if b, err := os.ReadFile(filepath.Join(proc, "sys", "net", "ipv4", name)); err == nil {
 				m[name] = strings.Join(strings.Fields(string(b)), " ")
@@ -126,31 +127,4 @@ func monoNow() uint64 {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return uint64(ts.Nano())
-}
-
-// inNetns runs fn on a locked thread that enters target and comes back (or,
-// if it cannot, stays locked and exits with its goroutine).
-func inNetns(target netns.NsHandle, fn func()) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("entering netns: %w", err)
-			return
-		}
-		fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		} // else the thread stays locked and exits with the goroutine
-		errc <- nil
-	}()
-	return <-errc
 }

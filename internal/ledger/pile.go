@@ -38,14 +38,14 @@ type holder struct {
 // events, open ones by destination for the hints.
 type builder struct {
 	pile   *Pile
-	filter Filter
+	filter events.Filter
 	limit  int
 	lo, hi uint16              // the namespace's ephemeral range
 	dests  map[destKey]holder  // an open socket per destination, a listener preferred
 	listen map[uint16]struct{} // listening ports
 }
 
-func newBuilder(p *Pile, f Filter, limit int, sysctls map[string]string) *builder {
+func newBuilder(p *Pile, f events.Filter, limit int, sysctls map[string]string) *builder {
 	b := &builder{pile: p, filter: f, limit: limit, dests: map[destKey]holder{}, listen: map[uint16]struct{}{}}
 	b.lo, b.hi = portRange(sysctls)
 	return b
@@ -70,20 +70,20 @@ func (b *builder) add(m []byte) {
 			Remain: ne.Uint32(m[52:]),
 		}
 		ev.Family, ev.Saddr, ev.Daddr = addrs(m)
-		if !b.filter.match(&ev) {
+		if !b.filter.MatchEvent(&ev) {
 			return
 		}
-		if len(b.pile.TimeWait) >= b.limit {
+		if len(b.pile.Found) >= b.limit {
 			b.pile.Truncated = true
 			return
 		}
-		if tw := b.pile.TimeWait; len(tw) == cap(tw) {
-			// Double: append's 1.25× for large slices copies each event
-			// about five times over (BenchmarkReadPile, 56k sockets:
-			// 75 → 45 ms a read, 948 → 428 B allocated a socket).
-			b.pile.TimeWait = append(make([]events.Event, 0, min(max(2*cap(tw), 1024), b.limit)), tw...)
+		if fs := b.pile.Found; len(fs) == cap(fs) {
+			// Double: append's 1.25× for large slices copies each socket
+			// about five times over.
+			b.pile.Found = append(make([]Found, 0, min(max(2*cap(fs), 1024), b.limit)), fs...)
 		}
-		b.pile.TimeWait = append(b.pile.TimeWait, ev)
+		b.pile.Found = append(b.pile.Found, Found{Cookie: ev.Cookie, Saddr: ev.Saddr.As16(), Daddr: ev.Daddr.As16(),
+			Remain: ev.Remain, Hint: -1, Sport: ev.Sport, Dport: ev.Dport, State: ev.New, V6: ev.Family == afInet6})
 	case ino != 0:
 		sport := uint16(m[4])<<8 | uint16(m[5])
 		var k destKey
@@ -122,13 +122,13 @@ func (b *builder) key(m []byte, sport uint16) destKey {
 	return k
 }
 
-// eventKey is the destination of a timewait socket: server side when its
+// foundKey is the destination of a timewait socket: server side when its
 // local port is listened on or outside the ephemeral range.
-func (b *builder) eventKey(ev *events.Event) destKey {
-	if _, ok := b.listen[ev.Sport]; ok || ev.Sport < b.lo || ev.Sport > b.hi {
-		return destKey{lport: ev.Sport}
+func (b *builder) foundKey(f *Found) destKey {
+	if _, ok := b.listen[f.Sport]; ok || f.Sport < b.lo || f.Sport > b.hi {
+		return destKey{lport: f.Sport}
 	}
-	return destKey{saddr: ev.Saddr.As16(), daddr: ev.Daddr.As16(), dport: ev.Dport}
+	return destKey{saddr: f.Saddr, daddr: f.Daddr, dport: f.Dport}
 }
 
 // addrs decodes the family and addresses of struct inet_diag_msg, a
@@ -147,13 +147,13 @@ func addrs(m []byte) (uint16, netip.Addr, netip.Addr) {
 // hint names, on each timewait socket toward a destination some open socket
 // points to, the process holding that socket.
 func (b *builder) hint(proc string) {
-	tw := b.pile.TimeWait
-	if len(tw) == 0 || len(b.dests) == 0 {
+	fs := b.pile.Found
+	if len(fs) == 0 || len(b.dests) == 0 {
 		return
 	}
 	want := map[uint32]*events.Owner{}
-	for i := range tw {
-		if h, ok := b.dests[b.eventKey(&tw[i])]; ok {
+	for i := range fs {
+		if h, ok := b.dests[b.foundKey(&fs[i])]; ok {
 			want[h.inode] = nil
 		}
 	}
@@ -161,13 +161,20 @@ func (b *builder) hint(proc string) {
 		return
 	}
 	socketOwners(proc, want)
-	for i := range tw {
-		ev := &tw[i]
-		if h, ok := b.dests[b.eventKey(ev)]; ok {
-			if o := want[h.inode]; o != nil {
-				ev.PID, ev.Comm = o.PID, o.Comm
-				ev.Flags |= events.FlagHint
-			}
+	index := map[uint32]int32{}
+	for i := range fs {
+		f := &fs[i]
+		h, ok := b.dests[b.foundKey(f)]
+		if !ok || want[h.inode] == nil {
+			continue
 		}
+		k, ok := index[h.inode]
+		if !ok {
+			o := want[h.inode]
+			k = int32(len(b.pile.Hints))
+			b.pile.Hints = append(b.pile.Hints, Hint{PID: o.PID, Comm: o.Comm})
+			index[h.inode] = k
+		}
+		f.Hint = k
 	}
 }

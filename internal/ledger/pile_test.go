@@ -68,7 +68,7 @@ func TestBuilder(t *testing.T) {
 	fakeProc(t, proc, "300", "other", "socket:[10]")
 
 	p := Pile{Netns: 42, Time: 1000}
-	b := newBuilder(&p, Filter{}, MaxPile, map[string]string{"ip_local_port_range": "40000 50000"})
+	b := newBuilder(&p, events.Filter{}, MaxPile, map[string]string{"ip_local_port_range": "40000 50000"})
 	for _, d := range []diagMsg{
 		// Client side toward 10.0.0.1:443, v4 and v4-mapped: pid 100 holds one there.
 		{state: events.TimeWait, timer: 3, saddr: "10.0.0.2", daddr: "10.0.0.1", sport: 40001, dport: 443, cookie: 1<<40 | 1, expires: 59000},
@@ -90,8 +90,8 @@ func TestBuilder(t *testing.T) {
 		b.add(d.bytes())
 	}
 	b.hint(proc)
-	if p.Sockets != 12 || p.Truncated || len(p.TimeWait) != 6 {
-		t.Fatalf("%d sockets, %d timewait (truncated %v)", p.Sockets, len(p.TimeWait), p.Truncated)
+	if p.Sockets != 12 || p.Truncated || len(p.Found) != 6 {
+		t.Fatalf("%d sockets, %d timewait (truncated %v)", p.Sockets, len(p.Found), p.Truncated)
 	}
 	want := []struct {
 		cookie uint64
@@ -108,16 +108,17 @@ func TestBuilder(t *testing.T) {
 		{5, unix.AF_INET6, events.TimeWait, "2001:db8::1", 0, ""},
 		{6, unix.AF_INET, events.FinWait2, "10.0.0.2", 300, "other"}, // pid 300's FIN_WAIT2 is toward 10.0.0.7:443 too
 	}
+	evs := pileEvents(p)
 	for i, w := range want {
-		ev := p.TimeWait[i]
+		ev := evs[i]
 		if ev.Cookie != w.cookie || ev.Family != w.family || ev.New != w.state || ev.Saddr.String() != w.saddr ||
 			ev.PID != w.pid || ev.Comm.String() != w.comm || (ev.Flags&events.FlagHint != 0) != (w.pid != 0) ||
 			ev.Kind != events.KindTimeWait || ev.TwOp != events.TwFound || ev.Netns != 42 || ev.Time != 1000 {
 			t.Errorf("event %d: %+v, want %+v", i, ev, w)
 		}
 	}
-	if p.TimeWait[0].Remain != 59000 || p.TimeWait[0].Dport != 443 || p.TimeWait[0].Sport != 40001 {
-		t.Errorf("event 0: %+v", p.TimeWait[0])
+	if evs[0].Remain != 59000 || evs[0].Dport != 443 || evs[0].Sport != 40001 {
+		t.Errorf("event 0: %+v", evs[0])
 	}
 }
 
@@ -125,13 +126,13 @@ func TestBuilder(t *testing.T) {
 // count toward Sockets only.
 func TestBuilderBound(t *testing.T) {
 	var p Pile
-	b := newBuilder(&p, Filter{Port: 443}, 2, nil)
+	b := newBuilder(&p, events.Filter{Port: 443}, 2, nil)
 	for i := range 5 {
 		b.add(diagMsg{state: events.TimeWait, timer: 3, saddr: "10.0.0.2", daddr: "10.0.0.1", sport: uint16(40000 + i), dport: 443}.bytes())
 		b.add(diagMsg{state: events.TimeWait, timer: 3, saddr: "10.0.0.2", daddr: "10.0.0.1", sport: uint16(40000 + i), dport: 80}.bytes())
 	}
-	if p.Sockets != 10 || len(p.TimeWait) != 2 || !p.Truncated {
-		t.Errorf("%d sockets, %d kept, truncated %v", p.Sockets, len(p.TimeWait), p.Truncated)
+	if p.Sockets != 10 || len(p.Found) != 2 || !p.Truncated {
+		t.Errorf("%d sockets, %d kept, truncated %v", p.Sockets, len(p.Found), p.Truncated)
 	}
 }
 
@@ -139,19 +140,19 @@ func TestBuilderBound(t *testing.T) {
 func TestFilter(t *testing.T) {
 	ev := events.Event{Saddr: netip.MustParseAddr("10.0.0.2"), Daddr: netip.MustParseAddr("10.0.0.1"), Sport: 40000, Dport: 443}
 	for _, c := range []struct {
-		f    Filter
+		f    events.Filter
 		want bool
 	}{
-		{Filter{}, true},
-		{Filter{Port: 443}, true},
-		{Filter{Port: 40000}, true},
-		{Filter{Port: 80}, false},
-		{Filter{Host: netip.MustParseAddr("10.0.0.1")}, true},
-		{Filter{Host: netip.MustParseAddr("::ffff:10.0.0.2")}, true},
-		{Filter{Host: netip.MustParseAddr("10.0.0.3")}, false},
-		{Filter{Host: netip.MustParseAddr("10.0.0.1"), Port: 80}, false},
+		{events.Filter{}, true},
+		{events.Filter{Port: 443}, true},
+		{events.Filter{Port: 40000}, true},
+		{events.Filter{Port: 80}, false},
+		{events.Filter{Host: netip.MustParseAddr("10.0.0.1")}, true},
+		{events.Filter{Host: netip.MustParseAddr("::ffff:10.0.0.2")}, true},
+		{events.Filter{Host: netip.MustParseAddr("10.0.0.3")}, false},
+		{events.Filter{Host: netip.MustParseAddr("10.0.0.1"), Port: 80}, false},
 	} {
-		if got := c.f.match(&ev); got != c.want {
+		if got := c.f.MatchEvent(&ev); got != c.want {
 			t.Errorf("%+v: %v, want %v", c.f, got, c.want)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/testutil"
 )
 
@@ -148,4 +149,13 @@ func (n *testNetns) holdOpen(src [4]byte) error {
 		_, _, err = unix.Accept4(l, unix.SOCK_CLOEXEC)
 		return err
 	})
+}
+
+// pileEvents returns the pile's sockets as the TwFound events it feeds.
+func pileEvents(p Pile) []events.Event {
+	out := make([]events.Event, len(p.Found))
+	for i := range p.Found {
+		p.Event(i, &out[i])
+	}
+	return out
 }

@@ -5,13 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/tcptrace/tcptrace/internal/nsexec"
 )
 
 // Netns is a network namespace made with `ip netns add` for a test: its own
@@ -91,28 +92,11 @@ func (n *Netns) Do(fn func() error) error {
 		return err
 	}
 	defer target.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("entering netns: %w", err)
-			return
-		}
-		ferr := fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		} // else the thread stays locked and exits with the goroutine
-		errc <- ferr
-	}()
-	return <-errc
+	var ferr error
+	if err := nsexec.In(target, func() { ferr = fn() }); err != nil {
+		return err
+	}
+	return ferr
 }
 
 // ip runs ip(8).

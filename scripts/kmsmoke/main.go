@@ -129,6 +129,14 @@ func run(bin string) error {
 			ready <- false
 		}
 	}()
+	defer func() {
+		// Which TIME_WAIT method this kernel allows (the start-up line).
+		for _, l := range strings.Split(errText.String(), "\n") {
+			if strings.Contains(l, "TIME_WAIT:") {
+				fmt.Printf("kmsmoke: %s\n", l)
+			}
+		}
+	}()
 	select {
 	case ok := <-ready:
 		if !ok {
