@@ -1,6 +1,8 @@
 package diagnosis
 
 import (
+	"cmp"
+	"slices"
 	"syscall"
 	"time"
 
@@ -223,26 +225,34 @@ func (e *Engine) lookup(k Dest) *destState {
 	return e.dests[k]
 }
 
-// evict drops the least recently active destination, one that holds no
-// timewait socket and no open connection if there is one. A destination
+// evictBatch is how many destinations a full table drops at once, so that
+// its scan is paid once per evictBatch new destinations, not for each.
+const evictBatch = MaxDests / 16
+
+// evict drops the evictBatch least recently active destinations, those
+// that hold no timewait socket and no open connection first. A destination
 // dropped with timewait sockets keeps their counts right: its sockets
 // still point to it (the report no longer shows it).
 func (e *Engine) evict() {
-	var old, idle *destState
+	all := make([]*destState, 0, len(e.dests))
 	for _, x := range e.dests {
-		if old == nil || x.last < old.last {
-			old = x
-		}
-		if x.timeWait+x.finWait2 == 0 && x.open == 0 && (idle == nil || x.last < idle.last) {
-			idle = x
-		}
+		all = append(all, x)
 	}
-	if idle != nil {
-		old = idle
-	}
-	delete(e.dests, old.dest)
-	if e.lastD == old {
-		e.lastD = nil
+	busy := func(x *destState) bool { return x.timeWait+x.finWait2 > 0 || x.open > 0 }
+	slices.SortFunc(all, func(a, b *destState) int {
+		if ba, bb := busy(a), busy(b); ba != bb {
+			if ba {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(a.last, b.last)
+	})
+	for _, x := range all[:min(evictBatch, len(all))] {
+		delete(e.dests, x.dest)
+		if e.lastD == x {
+			e.lastD = nil
+		}
 	}
 }
 

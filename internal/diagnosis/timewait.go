@@ -95,7 +95,7 @@ func (e *Engine) TimeWait(ev *events.Event) {
 		if ev.OwnerKnown() {
 			k = twKey{owner: ProcKey{ev.PID, ev.Comm}, known: true}
 		}
-		e.add(ev, k, ev.Flags&events.FlagOwnerListener != 0, false)
+		e.add(ev, k, ev.Flags&(events.FlagOwnerListener|events.FlagServer) != 0, false)
 	case op == events.TwFound:
 		if _, ok := t.socks.get(ev.Cookie); ok || t.ended.has(ev.Cookie, ev.Time) {
 			return // known already, or ended before its read came
@@ -104,7 +104,7 @@ func (e *Engine) TimeWait(ev *events.Event) {
 		if ev.Flags&events.FlagHint != 0 {
 			k.hint = ProcKey{ev.PID, ev.Comm}
 		}
-		e.add(ev, k, false, true)
+		e.add(ev, k, ev.Flags&events.FlagServer != 0, true)
 		e.ns(ev.Netns).tableRead = true
 	case op == events.TwMove:
 		s, ok := t.socks.get(ev.Cookie)

@@ -80,6 +80,10 @@ const (
 	// that holds sockets toward the same destination now: a hint, not the
 	// owner (the socket predates tracing).
 	FlagHint Flags = 64
+	// FlagServer marks a KindTimeWait event of the server side of its
+	// connection (accepted from a listener, or its local port is listened
+	// on): its TIME_WAIT holds the service port, not an ephemeral one.
+	FlagServer Flags = 128
 )
 
 // Kind tells a transition from a loss notice in the stream.

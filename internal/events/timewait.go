@@ -26,6 +26,9 @@ func (t *Tracker) timeWait(ev *Event) {
 	case TwMove:
 		c.TwState = ev.New
 	}
+	if c.Role == RoleServer {
+		ev.Flags |= FlagServer
+	}
 	if c.Owner.Known() && ev.PID == 0 {
 		ev.PID, ev.TID, ev.Comm = c.Owner.PID, c.Owner.TID, c.Owner.Comm
 		ev.Flags |= FlagResolved

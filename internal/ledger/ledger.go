@@ -49,6 +49,7 @@ type Found struct {
 	Sport, Dport uint16
 	State        events.State // TIME_WAIT or FIN_WAIT2
 	V6           bool         // a real IPv6 pair (not v4-mapped)
+	Server       bool         // its local port is listened on: the server side
 }
 
 // Hint is a process that holds an open socket toward a destination.
@@ -58,7 +59,8 @@ type Hint struct {
 }
 
 // Event fills ev with the i-th found socket as a KindTimeWait TwFound
-// event: its substate in New, the process of its hint (events.FlagHint).
+// event: its substate in New, the process of its hint (events.FlagHint),
+// events.FlagServer for the server side.
 func (p *Pile) Event(i int, ev *events.Event) {
 	f := &p.Found[i]
 	*ev = events.Event{Kind: events.KindTimeWait, TwOp: events.TwFound, Time: p.Time, Cookie: f.Cookie,
@@ -70,6 +72,9 @@ func (p *Pile) Event(i int, ev *events.Event) {
 	if f.Hint >= 0 {
 		h := &p.Hints[f.Hint]
 		ev.PID, ev.Comm, ev.Flags = h.PID, h.Comm, events.FlagHint
+	}
+	if f.Server {
+		ev.Flags |= events.FlagServer
 	}
 }
 
@@ -118,6 +123,7 @@ func readPile(proc string, ns Netns, f events.Filter, limit int) (Pile, error) {
 	if err := d.dumpAll(make([]byte, recvBufLen), allStates, b); err != nil {
 		return pile, fmt.Errorf("netns %d: %w", ns.Inode, err)
 	}
+	b.sides()
 	b.hint(proc)
 	pile.Took = time.Since(start)
 	return pile, nil

@@ -144,6 +144,15 @@ func addrs(m []byte) (uint16, netip.Addr, netip.Addr) {
 	return uint16(m[0]), s, d
 }
 
+// sides marks the found sockets whose local port is listened on (the dump
+// comes in hash order: listeners may follow their timewait sockets).
+func (b *builder) sides() {
+	for i := range b.pile.Found {
+		f := &b.pile.Found[i]
+		_, f.Server = b.listen[f.Sport]
+	}
+}
+
 // hint names, on each timewait socket toward a destination some open socket
 // points to, the process holding that socket.
 func (b *builder) hint(proc string) {
