@@ -125,11 +125,15 @@ func (a *agent) periodic() {
 	}
 	mono := probe.MonotonicNow()
 	a.engine.Tick(mono)
-	if now.Sub(a.lastRep) >= 5*time.Second {
+	if now.Sub(a.lastRep) >= diagnosisEvery {
 		a.lastRep = now
 		a.metrics.SetDiagnosis(a.engine.Report(mono, time.Duration(mono-a.start), ""))
 	}
 }
+
+// diagnosisEvery is how often the metrics take the diagnosis' report: the
+// TIME_WAIT gauges follow the kernel's timewait sockets this closely.
+const diagnosisEvery = time.Second
 
 // serveMemoryLimit is the floor of the Go runtime's soft memory limit for
 // the agent (memLimit) unless GOMEMLIMIT is set.
