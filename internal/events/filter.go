@@ -14,18 +14,23 @@ type Filter struct {
 // MatchConn reports whether the connection passes the filter's connection
 // fields (owner, ports, addresses).
 func (f *Filter) MatchConn(c *Conn) bool {
-	if f.PID != 0 && c.Owner.PID != f.PID {
+	return f.match(c.Owner.PID, c.Owner.Comm, c.Sport, c.Dport, c.Saddr, c.Daddr)
+}
+
+// match reports whether an owner (PID 0 when unknown) and the two ends pass.
+func (f *Filter) match(pid uint32, comm Comm, sport, dport uint16, saddr, daddr netip.Addr) bool {
+	if f.PID != 0 && pid != f.PID {
 		return false
 	}
-	if f.Comm != "" && c.Owner.Comm.String() != f.Comm {
+	if f.Comm != "" && comm.String() != f.Comm {
 		return false
 	}
-	if f.Port != 0 && c.Sport != f.Port && c.Dport != f.Port {
+	if f.Port != 0 && sport != f.Port && dport != f.Port {
 		return false
 	}
 	if f.Host.IsValid() {
 		h := f.Host.Unmap()
-		if c.Saddr.Unmap() != h && c.Daddr.Unmap() != h {
+		if saddr.Unmap() != h && daddr.Unmap() != h {
 			return false
 		}
 	}
@@ -73,23 +78,13 @@ func (f *Filtered) Loss(ev *Event) { f.Sink.Loss(ev) }
 
 // MatchEvent reports whether an event that is not a transition (a timewait
 // socket's step) passes the filter's connection fields. Its owner is the one
-// the tracker stamped: a socket whose owner is unknown fails --pid and --comm.
+// the tracker stamped: a socket whose owner is unknown (a hint is not an
+// owner) fails --pid and --comm.
 func (f *Filter) MatchEvent(ev *Event) bool {
-	known := ev.OwnerKnown()
-	if f.PID != 0 && (!known || ev.PID != f.PID) {
-		return false
+	var pid uint32
+	var comm Comm
+	if ev.OwnerKnown() {
+		pid, comm = ev.PID, ev.Comm
 	}
-	if f.Comm != "" && (!known || ev.Comm.String() != f.Comm) {
-		return false
-	}
-	if f.Port != 0 && ev.Sport != f.Port && ev.Dport != f.Port {
-		return false
-	}
-	if f.Host.IsValid() {
-		h := f.Host.Unmap()
-		if ev.Saddr.Unmap() != h && ev.Daddr.Unmap() != h {
-			return false
-		}
-	}
-	return true
+	return f.match(pid, comm, ev.Sport, ev.Dport, ev.Saddr, ev.Daddr)
 }

@@ -132,3 +132,19 @@ func TestTrackerTimeWaitStamp(t *testing.T) {
 		t.Errorf("end of a finished connection stamped with pid %d", end.PID)
 	}
 }
+
+// A timewait step passes --pid and --comm only with its stamped owner: a
+// hint (FlagHint) names a process that is not the owner.
+func TestMatchEventOwner(t *testing.T) {
+	ev := events.Event{Kind: events.KindTimeWait, TwOp: events.TwFound, PID: 42, Comm: events.MakeComm("redis-cli"),
+		Sport: 40000, Dport: 6379}
+	byPID, byComm, byPort := events.Filter{PID: 42}, events.Filter{Comm: "redis-cli"}, events.Filter{Port: 6379}
+	ev.Flags = events.FlagHint
+	if byPID.MatchEvent(&ev) || byComm.MatchEvent(&ev) || !byPort.MatchEvent(&ev) {
+		t.Error("a hint matched --pid/--comm, or the port did not match")
+	}
+	ev.Flags = events.FlagResolved
+	if !byPID.MatchEvent(&ev) || !byComm.MatchEvent(&ev) {
+		t.Error("the stamped owner did not match")
+	}
+}
