@@ -17,9 +17,9 @@ const sysctlEvery = 10 * time.Second
 
 // Reconciliation of orphaned FIN_WAIT2 timewait sockets: a move to
 // TIME_WAIT that leaves the socket's timer in its timer-wheel bucket fires
-// no timer tracepoint, so a namespace holding orphans older than
-// orphanAge has its FIN_WAIT2 sockets read, at most every orphanEvery and
-// at most orphanCost times its last read's duration (0.5 % of a CPU).
+// no timer tracepoint, so the namespaces holding orphans older than
+// orphanAge have their FIN_WAIT2 sockets read, at most every orphanEvery
+// and waiting orphanCost times the previous round's reads (0.5 % of a CPU).
 const (
 	orphanAge   = time.Second
 	orphanEvery = time.Second
@@ -41,7 +41,7 @@ type pileReader struct {
 	done   bool                         // the namespaces present at start are read
 	orphNS []uint32                     // namespaces whose orphans to read
 	orphs  []ledger.Orphans             // reads not taken yet
-	orphAt map[uint32]time.Time         // per namespace, no read before
+	orphAt time.Time                    // no orphan read before
 	stats  pileStats                    // what the start-up read found
 	wake   chan struct{}
 	stop   chan struct{}
@@ -60,7 +60,7 @@ type pileStats struct {
 func startPile(proc string, f events.Filter) *pileReader {
 	r := &pileReader{proc: proc, filter: f, sysctl: map[uint32]map[string]string{},
 		known: map[uint32]ledger.Netns{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
-		ended: make(chan struct{}), orphAt: map[uint32]time.Time{}}
+		ended: make(chan struct{})}
 	go r.run()
 	return r
 }
@@ -160,24 +160,35 @@ func (r *pileReader) read(ns ledger.Netns, atStart bool) {
 }
 
 // readOrphans reads the FIN_WAIT2 timewait sockets of the namespaces asked
-// for (reconcile) that are due.
+// for (reconcile), unless the previous round's budget runs still. Each
+// namespace's read walks the kernel's one connection table (namespaces
+// share it), so the budget is one for all: the next round waits
+// orphanCost times this round's reads together.
 func (r *pileReader) readOrphans() {
 	r.mu.Lock()
 	var due []ledger.Netns
-	for _, ino := range r.orphNS {
-		if ns, ok := r.known[ino]; ok && ns.Path != "" && time.Now().After(r.orphAt[ino]) {
-			due = append(due, ns)
+	if time.Now().After(r.orphAt) {
+		for _, ino := range r.orphNS {
+			if ns, ok := r.known[ino]; ok && ns.Path != "" {
+				due = append(due, ns)
+			}
 		}
 	}
 	r.orphNS = nil
 	r.mu.Unlock()
+	var took time.Duration
 	for _, ns := range due {
 		o, err := ledger.ReadOrphans(ns)
-		r.mu.Lock()
-		r.orphAt[ns.Inode] = time.Now().Add(max(orphanEvery, orphanCost*o.Took))
+		took += o.Took
 		if err == nil {
+			r.mu.Lock()
 			r.orphs = append(r.orphs, o)
+			r.mu.Unlock()
 		}
+	}
+	if len(due) > 0 {
+		r.mu.Lock()
+		r.orphAt = time.Now().Add(max(orphanEvery, orphanCost*took))
 		r.mu.Unlock()
 	}
 }
