@@ -23,9 +23,12 @@ import (
 // captureFlushEvery bounds how much of a recording waits in memory.
 const captureFlushEvery = 200 * time.Millisecond
 
-// pileWait bounds how long a report waits for the start-up read of the
-// namespaces' tables (the target: the pile shows within 2 s).
-const pileWait = 2 * time.Second
+// pileWait bounds how long a report at exit waits for the start-up read of
+// the namespaces' tables to complete: a report must not miss a namespace
+// because the run was shorter than the read (each namespace's read walks
+// the kernel's whole connection table: seconds for dozens of namespaces
+// beside a big pile).
+const pileWait = 30 * time.Second
 
 // liveMemoryLimit is the floor of the Go runtime's soft memory limit for
 // live tracing (memLimit) unless GOMEMLIMIT is set.
@@ -80,7 +83,7 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	tw := &timeWaitFeed{pile: pile, tracker: pl.tracker, engine: pl.engine, filter: pl.filter,
 		onRead: func() { pile.describe(os.Stderr) }}
 	pl.report = func() *diagnosis.Report {
-		pile.wait(pileWait) // a report shows the pile even when the run was shorter than its read
+		pile.wait(pileWait, os.Stderr) // a report shows the pile even when the run was shorter than its read
 		_ = tw.feed()
 		now := probe.MonotonicNow()
 		return pl.engine.Report(now, time.Duration(now-startMono), "")

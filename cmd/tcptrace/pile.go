@@ -45,7 +45,7 @@ type pileReader struct {
 	stats  pileStats                    // what the start-up read found
 	wake   chan struct{}
 	stop   chan struct{}
-	ended  chan struct{}
+	doneCh chan struct{} // closed once done
 }
 
 // pileStats sums the start-up read.
@@ -60,7 +60,7 @@ type pileStats struct {
 func startPile(proc string, f events.Filter) *pileReader {
 	r := &pileReader{proc: proc, filter: f, sysctl: map[uint32]map[string]string{},
 		known: map[uint32]ledger.Netns{}, wake: make(chan struct{}, 1), stop: make(chan struct{}),
-		ended: make(chan struct{})}
+		doneCh: make(chan struct{})}
 	go r.run()
 	return r
 }
@@ -68,7 +68,6 @@ func startPile(proc string, f events.Filter) *pileReader {
 // run reads the namespaces present now, then those first seen later, and
 // refreshes sysctls, until Close.
 func (r *pileReader) run() {
-	defer close(r.ended)
 	start := time.Now()
 	all := ledger.Namespaces(r.proc)
 	r.mu.Lock()
@@ -83,6 +82,7 @@ func (r *pileReader) run() {
 	r.done = true
 	r.stats.took = time.Since(start)
 	r.mu.Unlock()
+	close(r.doneCh)
 	t := time.NewTicker(sysctlEvery)
 	defer t.Stop()
 	o := time.NewTicker(orphanEvery)
@@ -241,17 +241,13 @@ func (r *pileReader) take() ([]ledger.Pile, map[uint32]map[string]string, bool) 
 	return found, sys, r.done
 }
 
-// wait waits up to d for the start-up read to complete.
-func (r *pileReader) wait(d time.Duration) {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		r.mu.Lock()
-		done := r.done
-		r.mu.Unlock()
-		if done {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
+// wait waits up to d for the start-up read to complete, and says on w when
+// it did not.
+func (r *pileReader) wait(d time.Duration, w io.Writer) {
+	select {
+	case <-r.doneCh:
+	case <-time.After(d):
+		fmt.Fprintf(w, "tcptrace: warning: the namespaces' tables were not all read within %v: TIME_WAIT that predates tracing is missing from some\n", d)
 	}
 }
 

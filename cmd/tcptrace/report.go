@@ -159,7 +159,7 @@ func runReportLive(f *flags) error {
 		tw.observe(&ev)
 		eng.Tick(ev.Time)
 	}
-	pile.wait(pileWait) // the pile shows even when the run was shorter than its read
+	pile.wait(pileWait, os.Stderr) // the pile shows even when the run was shorter than its read
 	_ = tw.feed()
 	now := probe.MonotonicNow()
 	rep := eng.Report(now, time.Duration(now-start), "")
