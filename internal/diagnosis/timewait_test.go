@@ -459,4 +459,3 @@ func TestDueRing(t *testing.T) {
 		}
 	}
 }
-
