@@ -144,12 +144,28 @@ func addrs(m []byte) (uint16, netip.Addr, netip.Addr) {
 	return uint16(m[0]), s, d
 }
 
-// sides marks the found sockets whose local port is listened on (the dump
-// comes in hash order: listeners may follow their timewait sockets).
+// sides marks the found sockets of the server side: their local port is
+// listened on (the dump comes in hash order: listeners may follow their
+// timewait sockets), or, when nothing listens on it any more, their local
+// end is shared by more timewait sockets than their remote end is (a
+// server's port faces many clients; a client's port faces one server, and
+// many client ports face the same server). The ephemeral range alone
+// cannot tell where it covers the service ports too.
 func (b *builder) sides() {
+	type end struct {
+		addr [16]byte
+		port uint16
+	}
+	local, remote := map[end]int{}, map[end]int{}
 	for i := range b.pile.Found {
 		f := &b.pile.Found[i]
-		_, f.Server = b.listen[f.Sport]
+		local[end{f.Saddr, f.Sport}]++
+		remote[end{f.Daddr, f.Dport}]++
+	}
+	for i := range b.pile.Found {
+		f := &b.pile.Found[i]
+		_, listened := b.listen[f.Sport]
+		f.Server = listened || local[end{f.Saddr, f.Sport}] > remote[end{f.Daddr, f.Dport}]
 	}
 }
 

@@ -166,3 +166,24 @@ func TestPortRange(t *testing.T) {
 		}
 	}
 }
+
+// TestSides: with no listener left, a timewait socket is the server side
+// when its local end is shared by more of the pile than its remote end.
+func TestSides(t *testing.T) {
+	a := func(s string) [16]byte { return netip.MustParseAddr(s).As16() }
+	var p Pile
+	for i := range 5 { // a server's port 9999 that closed first toward five clients
+		p.Found = append(p.Found, Found{Saddr: a("::ffff:10.0.0.1"), Sport: 9999, Daddr: a("::ffff:10.0.0.2"), Dport: uint16(40000 + i)})
+	}
+	for i := range 5 { // five client ports toward one server
+		p.Found = append(p.Found, Found{Saddr: a("::ffff:10.0.0.2"), Sport: uint16(41000 + i), Daddr: a("::ffff:10.0.0.3"), Dport: 80})
+	}
+	p.Found = append(p.Found, Found{Saddr: a("::ffff:10.0.0.2"), Sport: 42000, Daddr: a("::ffff:10.0.0.4"), Dport: 22, Hint: -1})
+	b := &builder{pile: &p, listen: map[uint16]struct{}{22: {}}}
+	b.sides()
+	for i, f := range p.Found {
+		if want := i < 5; f.Server != want {
+			t.Errorf("socket %d (%d → %d): server %v, want %v", i, f.Sport, f.Dport, f.Server, want)
+		}
+	}
+}

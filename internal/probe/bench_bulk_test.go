@@ -5,11 +5,13 @@ package probe_test
 // timers per packet, so a bulk transfer pays them per packet although it
 // makes almost no state changes. A few long-lived loopback connections in
 // the churn workload's namespace stream 64 KiB writes for
-// TCPTRACE_BENCH_RUN; each round runs it untraced and traced by the tcptrace
-// binary (--json --port N, timer programs on), order alternating.
+// TCPTRACE_BENCH_RUN; each round runs it untraced and traced (order
+// alternating) by the tcptrace binary (--json --port N, timer programs on),
+// and, to tell the timer programs' share, by the reader process with and
+// without them.
 //
 // Metrics: bytes/s untraced and traced, the median of the rounds'
-// traced/untraced ratios and the pooled one, and, from one more traced run
+// traced/untraced ratios and the pooled one, the tracer's CPU, and, from one more traced run
 // with the kernel's run-time statistics on, the timer programs' runs per
 // second and their share of one CPU.
 
@@ -33,54 +35,67 @@ const bulkConns = 4
 func BenchmarkBulk(b *testing.B) {
 	testutil.RequirePrivileged(b)
 	b.Run("binary", func(b *testing.B) {
-		bin := tcptraceBinary(b)
-		e := newChurnEnv(b)
-		tc := &binaryTracer{bin: bin, dir: b.TempDir()}
-		e.bulk(b, 300*time.Millisecond) // warm up
-		rounds := envInt("TCPTRACE_BENCH_ROUNDS", b.N)
-		var uBytes, tBytes float64
-		var uTime, tTime time.Duration
-		var ratios []float64
-		for i := 0; i < rounds; i++ {
-			var u, t float64
-			for k := 0; k < 2; k++ {
-				if (i+k)%2 == 0 {
-					n, d := e.bulk(b, e.runFor)
-					uBytes, uTime, u = uBytes+n, uTime+d, n/d.Seconds()
-					continue
-				}
-				tc.start(b, e)
-				n, d := e.bulk(b, e.runFor)
-				tc.stop(b)
-				tBytes, tTime, t = tBytes+n, tTime+d, n/d.Seconds()
-			}
-			ratios = append(ratios, t/u)
-		}
-		uRate, tRate := uBytes/uTime.Seconds(), tBytes/tTime.Seconds()
-		sort.Float64s(ratios)
-		b.ReportMetric(uRate/1e6, "untraced-MB/s")
-		b.ReportMetric(tRate/1e6, "traced-MB/s")
-		b.ReportMetric(median(ratios), "traced/untraced")
-		b.ReportMetric(tRate/uRate, "pooled-traced/untraced")
-		b.Logf("per-round traced/untraced %.3f", ratios)
-
-		// The timer programs' runs, from a run with statistics on.
-		stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
-		if err != nil {
-			b.Logf("bpf run-time stats unavailable: %v", err)
-		} else {
-			tc.start(b, e)
-			_, d := e.bulk(b, e.runFor)
-			tr := tc.stop(b)
-			stats.Close()
-			b.ReportMetric(float64(tr.timerRuns)/d.Seconds(), "timer-runs/s")
-			if tr.timerRuns > 0 {
-				b.ReportMetric(float64(tr.timerRuntime.Nanoseconds())/float64(tr.timerRuns), "timer-ns/run")
-			}
-			b.ReportMetric(100*tr.timerRuntime.Seconds()/d.Seconds(), "timer-%CPU")
-		}
-		b.ReportMetric(0, "ns/op")
+		benchBulk(b, &binaryTracer{bin: tcptraceBinary(b), dir: b.TempDir()})
 	})
+	b.Run("reader", func(b *testing.B) {
+		benchBulk(b, &readerTracer{dir: b.TempDir()})
+	})
+	b.Run("reader-no-timewait", func(b *testing.B) {
+		benchBulk(b, &readerTracer{dir: b.TempDir(), noTimeWait: true})
+	})
+}
+
+func benchBulk(b *testing.B, tc tracer) {
+	e := newChurnEnv(b)
+	e.bulk(b, 300*time.Millisecond) // warm up
+	rounds := envInt("TCPTRACE_BENCH_ROUNDS", b.N)
+	var uBytes, tBytes float64
+	var uTime, tTime, cpu time.Duration
+	var ratios []float64
+	var nz noise
+	for i := 0; i < rounds; i++ {
+		nz.check()
+		var u, t float64
+		for k := 0; k < 2; k++ {
+			if (i+k)%2 == 0 {
+				n, d := e.bulk(b, e.runFor)
+				uBytes, uTime, u = uBytes+n, uTime+d, n/d.Seconds()
+				continue
+			}
+			tc.start(b, e)
+			n, d := e.bulk(b, e.runFor)
+			cpu += tc.stop(b).cpu
+			tBytes, tTime, t = tBytes+n, tTime+d, n/d.Seconds()
+		}
+		ratios = append(ratios, t/u)
+	}
+	uRate, tRate := uBytes/uTime.Seconds(), tBytes/tTime.Seconds()
+	sort.Float64s(ratios)
+	b.ReportMetric(uRate/1e6, "untraced-MB/s")
+	b.ReportMetric(tRate/1e6, "traced-MB/s")
+	b.ReportMetric(median(ratios), "traced/untraced")
+	b.ReportMetric(tRate/uRate, "pooled-traced/untraced")
+	b.ReportMetric(100*cpu.Seconds()/tTime.Seconds(), "tracer-%CPU")
+	b.ReportMetric(float64(nz.busy), "busy-rounds")
+	b.ReportMetric(float64(nz.foreign), "foreign-tracers")
+	b.Logf("per-round traced/untraced %.3f", ratios)
+
+	// The timer programs' runs, from a run with statistics on.
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Logf("bpf run-time stats unavailable: %v", err)
+	} else {
+		tc.start(b, e)
+		_, d := e.bulk(b, e.runFor)
+		tr := tc.stop(b)
+		stats.Close()
+		b.ReportMetric(float64(tr.timerRuns)/d.Seconds(), "timer-runs/s")
+		if tr.timerRuns > 0 {
+			b.ReportMetric(float64(tr.timerRuntime.Nanoseconds())/float64(tr.timerRuns), "timer-ns/run")
+		}
+		b.ReportMetric(100*tr.timerRuntime.Seconds()/d.Seconds(), "timer-%CPU")
+	}
+	b.ReportMetric(0, "ns/op")
 }
 
 // median returns the middle of sorted values.

@@ -122,11 +122,13 @@ func benchChurn(b *testing.B, mode closeMode, pl *pile, tc tracer) {
 	// Rounds: TCPTRACE_BENCH_ROUNDS, or b.N (-benchtime Nx runs the
 	// benchmark once with N=1 first, so bench/run uses -benchtime 1x).
 	rounds := envInt("TCPTRACE_BENCH_ROUNDS", b.N)
+	var nz noise
 	b.ResetTimer()
 	for i := 0; i < rounds; i++ {
 		var uRound, tRound float64
 		b.StopTimer()
 		pl.ensure(b) // made again before it could expire in the round
+		nz.check()
 		b.StartTimer()
 		for k := 0; k < 2; k++ {
 			if (i+k)%2 == 0 {
@@ -203,6 +205,8 @@ func benchChurn(b *testing.B, mode closeMode, pl *pile, tc tracer) {
 	if pl.spec.size > 0 {
 		b.ReportMetric(float64(pl.spec.size), "pile")
 	}
+	b.ReportMetric(float64(nz.busy), "busy-rounds")
+	b.ReportMetric(float64(nz.foreign), "foreign-tracers")
 	if tot.startup > 0 { // not per event: once per start, before the workload
 		b.ReportMetric(tot.startup.Seconds()*1e3, "max-startup-CPU-ms")
 	}

@@ -192,17 +192,19 @@ func (p *pile) ssCount() (int, error) {
 
 // waitQuiet waits, up to limit, for a 100 ms span in which the CPUs were
 // at least 90 % idle (/proc/stat), so that one variant's clean-up (a
-// namespace's sockets purged) does not load the next one's rounds.
-func waitQuiet(limit time.Duration) {
+// namespace's sockets purged) does not load the next one's rounds; it
+// reports whether one came.
+func waitQuiet(limit time.Duration) bool {
 	idle0, total0 := cpuTimes()
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
 		idle, total := cpuTimes()
 		if total > total0 && float64(idle-idle0)/float64(total-total0) >= 0.9 {
-			return
+			return true
 		}
 		idle0, total0 = idle, total
 	}
+	return false
 }
 
 // cpuTimes returns the idle and total jiffies of /proc/stat's cpu line.
@@ -227,25 +229,28 @@ func cpuTimes() (idle, total uint64) {
 	return idle, total
 }
 
-// TestPileBuild makes a 200k pile and reports how long it took; it is a
-// check of the benchmarks' pile maker (run with -run PileBuild -v).
-func TestPileBuild(t *testing.T) {
-	if os.Getenv("TCPTRACE_BENCH_PILE_TEST") != "1" {
-		t.Skip("TCPTRACE_BENCH_PILE_TEST=1 runs it (it makes 200k TIME_WAIT sockets)")
-	}
-	testutil.RequirePrivileged(t)
+// BenchmarkPileBuild makes the benchmarks' 200k piles and reports how long
+// each took: a check of the pile maker (go test -run '^$' -bench PileBuild).
+func BenchmarkPileBuild(b *testing.B) {
+	testutil.RequirePrivileged(b)
 	for _, spec := range []pileSpec{{"pile-200k", 200_000, 1}, {"pile-200k-64ns", 200_000, 64}} {
-		p := &pile{spec: spec, port: 9999}
-		start := time.Now()
-		p.build(t)
-		got := p.count()
-		ss, err := p.ssCount()
-		t.Logf("%s: built in %v; sockstat tw %d, ss %d (%v)", spec.name, time.Since(start).Round(time.Millisecond), got, ss, err)
-		start = time.Now()
-		p.remove()
-		t.Logf("%s: removed and quiet in %v", spec.name, time.Since(start).Round(time.Millisecond))
-		if got < spec.size {
-			t.Errorf("%s: %d TIME_WAIT, want %d", spec.name, got, spec.size)
-		}
+		b.Run(spec.name, func(b *testing.B) {
+			for range b.N {
+				p := &pile{spec: spec, port: 9999}
+				start := time.Now()
+				p.build(b)
+				built := time.Since(start)
+				got := p.count()
+				ss, err := p.ssCount()
+				start = time.Now()
+				p.remove()
+				b.Logf("%s: built in %v; sockstat tw %d, ss %d (%v); removed and quiet in %v", spec.name,
+					built.Round(time.Millisecond), got, ss, err, time.Since(start).Round(time.Millisecond))
+				if got < spec.size {
+					b.Errorf("%s: %d TIME_WAIT, want %d", spec.name, got, spec.size)
+				}
+				b.ReportMetric(built.Seconds(), "build-s")
+			}
+		})
 	}
 }

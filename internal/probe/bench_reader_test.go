@@ -99,14 +99,18 @@ func readerMain(port string) int {
 // readerTracer runs the reader process: tcptrace's kernel side and ring
 // reader with almost none of its userspace.
 type readerTracer struct {
-	dir  string
-	mark uint64 // events the process had read at the ready point
+	dir        string
+	noTimeWait bool   // without the timer programs
+	mark       uint64 // events the process had read at the ready point
 	ourProcess
 }
 
 func (t *readerTracer) start(b *testing.B, e *churnEnv) {
 	t.proc.name = "reader"
 	t.proc.env = []string{readerPortEnv + "=" + strconv.Itoa(int(e.port))}
+	if t.noTimeWait {
+		t.proc.env = append(t.proc.env, readerNoTimeWaitEnv+"=1")
+	}
 	t.launch(b, e, t.dir, os.Args[0], "-test.run", "^$")
 	// The events before the workload, from the process itself: it
 	// prints only the first few.

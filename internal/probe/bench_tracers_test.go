@@ -75,6 +75,27 @@ func statsSince(st0, st *ebpf.ProgramStats) (runs uint64, runtime time.Duration,
 	return st.RunCount - st0.RunCount, st.Runtime - st0.Runtime, st.RecursionMisses - st0.RecursionMisses
 }
 
+// processPrograms returns the BPF programs a process holds file
+// descriptors of (prog_id in /proc/PID/fdinfo).
+func processPrograms(pid int) map[ebpf.ProgramID]bool {
+	ids := map[ebpf.ProgramID]bool{}
+	infos, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fdinfo/*", pid))
+	for _, path := range infos {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
+					ids[ebpf.ProgramID(n)] = true
+				}
+			}
+		}
+	}
+	return ids
+}
+
 func programStats(id ebpf.ProgramID) (*ebpf.ProgramStats, error) {
 	p, err := ebpf.NewProgramFromID(id)
 	if err != nil {
@@ -96,27 +117,26 @@ type ourProcess struct {
 // launch starts bin and waits until its program is loaded and a probe
 // connection shows up in its output.
 func (o *ourProcess) launch(b *testing.B, e *churnEnv, dir, bin string, args ...string) {
-	before := findPrograms()
 	o.proc.start(b, dir, bin, args...)
-	o.timers = nil
-	o.proc.ready(b, e, 15*time.Second, func() bool {
+	// Its programs: those it holds (not another tracer's on the machine).
+	find := func() {
+		held := processPrograms(o.proc.cmd.Process.Pid)
 		for id, i := range findPrograms() {
-			if _, ok := before[id]; ok {
-				continue
-			}
-			if i == 0 {
+			switch {
+			case !held[id]:
+			case i == 0:
 				o.prog = id
-			} else if !slices.Contains(o.timers, id) {
+			case !slices.Contains(o.timers, id):
 				o.timers = append(o.timers, id)
 			}
 		}
+	}
+	o.prog, o.timers = 0, nil
+	o.proc.ready(b, e, 30*time.Second, func() bool {
+		find()
 		return o.prog != 0
 	}, 0)
-	for id, i := range findPrograms() { // timer programs attached after set_state's
-		if _, ok := before[id]; !ok && i > 0 && !slices.Contains(o.timers, id) {
-			o.timers = append(o.timers, id)
-		}
-	}
+	find() // timer programs attached after set_state's
 	o.st0 = map[ebpf.ProgramID]*ebpf.ProgramStats{}
 	for _, id := range append([]ebpf.ProgramID{o.prog}, o.timers...) {
 		o.st0[id], _ = programStats(id)
