@@ -140,10 +140,11 @@ func (e *Engine) pruneList(l *dueList) {
 	for i := 0; i < len(l.cookies) && l.live > 0; i++ {
 		c := l.cookies[i]
 		if s, ok := t.socks.get(c); ok && s.due == l.sec {
+			netns := e.rowOf(&s).d.dest.Netns
 			e.unplace(&s)
 			t.socks.del(c)
 			if s.sub == events.FinWait2 {
-				e.orphan(s.row.d.dest.Netns, c, 0, false)
+				e.orphan(netns, c, 0, false)
 			}
 			t.lost++
 			l.live--

@@ -19,7 +19,7 @@ func (e *Engine) inputs(d *destState, s Sysctls, now uint64) Inputs {
 	nowSec := int64(now / 1e9)
 	if e.twEvents {
 		e.tw.socks.each(func(_ uint64, x *twSock) {
-			if x.row.d != d {
+			if e.rowOf(x).d != d {
 				return
 			}
 			v := time.Duration(1)

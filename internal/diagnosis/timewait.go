@@ -26,11 +26,14 @@ type twTable struct {
 	step   TimeWaitStep // reused for reports
 	lost   uint64       // sockets dropped by prune: their end never came
 	stray  uint64       // ends of sockets the table did not hold
+	rows   []*twRow     // by twRow.id: sockets name their row by number, so that the table holds no pointer for the collector to scan
+	free   []uint32     // ids of rows dropped, for new rows
 }
 
-// twSock is a live timewait socket.
+// twSock is a live timewait socket. It holds no pointer: a table of
+// hundreds of thousands is not scanned by the garbage collector.
 type twSock struct {
-	row   *twRow // its destination and owner
+	row   uint32 // its destination and owner: twTable.rows[row]
 	took  uint64 // ns it took the connection over (found: was read)
 	due   int64  // second its timer runs out
 	sport uint16
@@ -50,11 +53,12 @@ type twRow struct {
 	d       *destState
 	key     twKey
 	tw, fw2 int
+	id      uint32 // its index in twTable.rows
 }
 
 // row returns d's row of owner k, creating it. A row left empty is
 // dropped once it is no longer the latest looked up (churn repeats it).
-func (d *destState) row(k twKey) *twRow {
+func (e *Engine) row(d *destState, k twKey) *twRow {
 	if r := d.lastRow; r != nil && r.key == k {
 		return r
 	}
@@ -64,14 +68,31 @@ func (d *destState) row(k twKey) *twRow {
 			d.rows = map[twKey]*twRow{}
 		}
 		r = &twRow{d: d, key: k}
+		if n := len(e.tw.free); n > 0 {
+			r.id, e.tw.free = e.tw.free[n-1], e.tw.free[:n-1]
+			e.tw.rows[r.id] = r
+		} else {
+			r.id = uint32(len(e.tw.rows))
+			e.tw.rows = append(e.tw.rows, r)
+		}
 		d.rows[k] = r
 	}
 	if o := d.lastRow; o != nil && o.tw+o.fw2 == 0 {
-		delete(d.rows, o.key)
+		e.dropRow(o)
 	}
 	d.lastRow = r
 	return r
 }
+
+// dropRow forgets an empty row.
+func (e *Engine) dropRow(r *twRow) {
+	delete(r.d.rows, r.key)
+	e.tw.rows[r.id] = nil
+	e.tw.free = append(e.tw.free, r.id)
+}
+
+// rowOf returns the row of s.
+func (e *Engine) rowOf(s *twSock) *twRow { return e.tw.rows[s.row] }
 
 // TimeWait follows a timewait socket's step (a KindTimeWait event, its
 // owner stamped by the tracker): TwStart and TwFound add it to the table,
@@ -113,16 +134,17 @@ func (e *Engine) TimeWait(ev *events.Event) {
 			e.add(ev, twKey{}, false, true)
 			return
 		}
-		old := s.sub
-		e.unplace(&s)
+		old, r := s.sub, e.rowOf(&s)
+		e.unplace(&s) // may drop its row: it is looked up again
 		e.unlistDue(s.due)
 		e.orphan(ev.Netns, ev.Cookie, 0, false)
 		s.sub = events.TimeWait
 		s.due = t.dueSec(ev.Time, TimeWaitLen)
-		e.place(&s, s.row)
+		r = e.row(r.d, r.key)
+		e.place(&s, r)
 		e.listDue(s.due, ev.Cookie)
 		t.socks.set(ev.Cookie, s)
-		e.report(ev, &s, old, events.TimeWait)
+		e.report(ev, &s, r, old, events.TimeWait)
 	case op.Ends():
 		s, ok := t.socks.get(ev.Cookie)
 		if !ok {
@@ -130,6 +152,7 @@ func (e *Engine) TimeWait(ev *events.Event) {
 			t.ended.put(ev.Cookie, ev.Time)
 			return
 		}
+		r := e.rowOf(&s)
 		e.unplace(&s)
 		e.unlistDue(s.due)
 		t.socks.del(ev.Cookie)
@@ -138,7 +161,7 @@ func (e *Engine) TimeWait(ev *events.Event) {
 			s.sub = events.TimeWait // it moved, unseen: the kernel's end says so
 		}
 		e.stats.twEnded++
-		e.report(ev, &s, s.sub, events.Close)
+		e.report(ev, &s, r, s.sub, events.Close)
 	}
 }
 
@@ -163,7 +186,7 @@ func (e *Engine) add(ev *events.Event, k twKey, server, found bool) {
 		s.sub, life = events.FinWait2, sys.orphanLife()
 	}
 	s.due = e.tw.dueSec(ev.Time, life)
-	e.place(&s, e.dest(key, ev.Time).row(k))
+	e.place(&s, e.row(e.dest(key, ev.Time), k))
 	e.listDue(s.due, ev.Cookie)
 	e.tw.socks.set(ev.Cookie, s)
 	e.orphan(ev.Netns, ev.Cookie, ev.Time, s.sub == events.FinWait2)
@@ -226,38 +249,38 @@ func (e *Engine) settle(c *events.Conn, d *destState, owner ProcKey) {
 	if !ok {
 		return
 	}
-	k := s.row.key
+	r := e.rowOf(&s)
+	k := r.key
 	if c.Owner.Known() {
 		k = twKey{owner: owner, known: true}
 	}
-	if s.row.d == d && s.row.key == k {
+	if r.d == d && r.key == k {
 		return
 	}
 	e.unplace(&s)
-	e.place(&s, d.row(k))
+	e.place(&s, e.row(d, k))
 	e.tw.socks.set(c.Cookie, s)
 }
 
 // place counts s under row r.
 func (e *Engine) place(s *twSock, r *twRow) {
-	s.row = r
+	s.row = r.id
 	r.d.exp.add(s.due, 1)
-	s.count(1)
+	tally(s, r, 1)
 }
 
 // unplace uncounts s, dropping its row once empty (unless the latest).
 func (e *Engine) unplace(s *twSock) {
-	r := s.row
+	r := e.rowOf(s)
 	r.d.exp.add(s.due, -1)
-	s.count(-1)
+	tally(s, r, -1)
 	if r.tw+r.fw2 == 0 && r.d.lastRow != r {
-		delete(r.d.rows, r.key)
+		e.dropRow(r)
 	}
 }
 
-// count adds k (±1) to the counts s is in.
-func (s *twSock) count(k int) {
-	r := s.row
+// tally adds k (±1) to the counts of row r that s is in.
+func tally(s *twSock, r *twRow, k int) {
 	d, v := r.d, r.d.ns
 	if s.sub == events.FinWait2 {
 		r.fw2, d.finWait2, v.fw2 = r.fw2+k, d.finWait2+k, v.fw2+k
@@ -269,8 +292,8 @@ func (s *twSock) count(k int) {
 	}
 }
 
-// report tells Options.Out of a step of s, from old to sub.
-func (e *Engine) report(ev *events.Event, s *twSock, old, sub events.State) {
+// report tells Options.Out of a step of s (of row r), from old to sub.
+func (e *Engine) report(ev *events.Event, s *twSock, r *twRow, old, sub events.State) {
 	if e.o.Out == nil {
 		return
 	}
@@ -279,8 +302,8 @@ func (e *Engine) report(ev *events.Event, s *twSock, old, sub events.State) {
 		held = time.Duration(ev.Time - s.took)
 	}
 	st := &e.tw.step
-	*st = TimeWaitStep{Time: ev.Time, Op: ev.TwOp, Old: old, New: sub, Cookie: ev.Cookie, Owner: s.row.key.owner,
-		Known: s.row.key.known, Dest: s.row.d.dest, Sport: s.sport, Held: held}
+	*st = TimeWaitStep{Time: ev.Time, Op: ev.TwOp, Old: old, New: sub, Cookie: ev.Cookie, Owner: r.key.owner,
+		Known: r.key.known, Dest: r.d.dest, Sport: s.sport, Held: held}
 	e.o.Out.TimeWait(st)
 }
 

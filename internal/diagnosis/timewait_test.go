@@ -207,8 +207,8 @@ func TestTimeWaitFound(t *testing.T) {
 	f := found(1, 1.5e9, events.TimeWait, 59000, 900)
 	f.Saddr, f.Daddr, f.Sport, f.Dport = cliAddr, srvAddr, 40001, 80
 	s.feed(f)
-	if x := sock(e, 1); e.tw.socks.len() != 1 || x.found || x.row.key != (twKey{owner: proc(100), known: true}) {
-		t.Errorf("found over a start: %+v %+v", x, x.row.key)
+	if x := sock(e, 1); e.tw.socks.len() != 1 || x.found || e.rowOf(&x).key != (twKey{owner: proc(100), known: true}) {
+		t.Errorf("found over a start: %+v %+v", x, e.rowOf(&x).key)
 	}
 	s.feed(twStep(events.TwExpire, 60, 2e9, events.TimeWait, events.Close), found(60, 1.8e9, events.TimeWait, 1000, 0))
 	s.feed(twStep(events.TwExpire, 61, 2e9, events.TimeWait, events.Close), found(61, 63e9, events.TimeWait, 1000, 0))
@@ -294,7 +294,7 @@ func TestTimeWaitSettle(t *testing.T) {
 	}
 	s.feed(step(2.2e9, events.FinWait2, events.Close))
 	d := e.lookup(server)
-	if d == nil || d.timeWait != 1 || sock(e, 10).row.key.owner != proc(300) {
+	if d == nil || d.timeWait != 1 || func() ProcKey { x := sock(e, 10); return e.rowOf(&x).key.owner }() != proc(300) {
 		t.Fatalf("not settled on the server side: %+v", d)
 	}
 	// A start without its owner; the connection's owner came later.
