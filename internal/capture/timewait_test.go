@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"bytes"
 	"encoding/binary"
 	"net/netip"
 	"strings"
@@ -168,20 +167,7 @@ func TestVersion1RefusesTimeWaitFields(t *testing.T) {
 // timeWaitCapture is a capture with timewait steps, for the fuzzer's seeds.
 func timeWaitCapture(t testing.TB) []byte {
 	evs, _ := timeWaitEvents(fixtures(t)["client_close.jsonl"], 0)
-	var buf bytes.Buffer
 	opts := testOptions()
 	opts.TimeWaitEvents = true
-	w, err := NewWriter(&buf, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range evs {
-		if err := w.Write(&evs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return encodeAll(t, evs, opts)
 }
