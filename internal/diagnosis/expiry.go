@@ -1,10 +1,6 @@
 package diagnosis
 
-import (
-	"time"
-
-	"github.com/tcptrace/tcptrace/internal/events"
-)
+import "time"
 
 // Bounds of the timers kept per second.
 const (
@@ -140,12 +136,8 @@ func (e *Engine) pruneList(l *dueList) {
 	for i := 0; i < len(l.cookies) && l.live > 0; i++ {
 		c := l.cookies[i]
 		if s, ok := t.socks.get(c); ok && s.due == l.sec {
-			netns := e.rowOf(&s).d.dest.Netns
 			e.unplace(&s)
 			t.socks.del(c)
-			if s.sub == events.FinWait2 {
-				e.orphan(netns, c, 0, false)
-			}
 			t.lost++
 			l.live--
 		}

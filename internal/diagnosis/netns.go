@@ -4,11 +4,16 @@ package diagnosis
 type nsView struct {
 	netns     uint32 // which
 	sysctls   Sysctls
-	live      bool              // sysctls were read in the namespace (SetNetnsSysctls)
-	tw, fw2   int               // timewait sockets held now: TIME_WAIT, orphaned FIN_WAIT2
-	found     int               // of them, those that predate tracing (read from the table at start)
-	tableRead bool              // its table was read at start (MarkTableRead, or a TwFound came)
-	orphans   map[uint64]uint64 // its orphaned FIN_WAIT2 timewait sockets: cookie → ns they took over
+	live      bool        // sysctls were read in the namespace (SetNetnsSysctls)
+	tw, fw2   int         // timewait sockets held now: TIME_WAIT, orphaned FIN_WAIT2
+	found     int         // of them, those that predate tracing (read from the table at start)
+	tableRead bool        // its table was read at start (MarkTableRead, or a TwFound came)
+	orphans   []orphanRec // its orphaned FIN_WAIT2 timewait sockets in the order they started; those since moved or ended are dropped lazily
+}
+
+// orphanRec is an orphaned FIN_WAIT2 timewait socket as it started.
+type orphanRec struct {
+	cookie, took uint64
 }
 
 // ns notes a namespace, telling OnNetns the first time.

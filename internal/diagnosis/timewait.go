@@ -137,7 +137,6 @@ func (e *Engine) TimeWait(ev *events.Event) {
 		old, r := s.sub, e.rowOf(&s)
 		e.unplace(&s) // may drop its row: it is looked up again
 		e.unlistDue(s.due)
-		e.orphan(ev.Netns, ev.Cookie, 0, false)
 		s.sub = events.TimeWait
 		s.due = t.dueSec(ev.Time, TimeWaitLen)
 		r = e.row(r.d, r.key)
@@ -156,7 +155,6 @@ func (e *Engine) TimeWait(ev *events.Event) {
 		e.unplace(&s)
 		e.unlistDue(s.due)
 		t.socks.del(ev.Cookie)
-		e.orphan(ev.Netns, ev.Cookie, 0, false)
 		if s.sub == events.FinWait2 && ev.Old == events.TimeWait {
 			s.sub = events.TimeWait // it moved, unseen: the kernel's end says so
 		}
@@ -189,22 +187,23 @@ func (e *Engine) add(ev *events.Event, k twKey, server, found bool) {
 	e.place(&s, e.row(e.dest(key, ev.Time), k))
 	e.listDue(s.due, ev.Cookie)
 	e.tw.socks.set(ev.Cookie, s)
-	e.orphan(ev.Netns, ev.Cookie, ev.Time, s.sub == events.FinWait2)
+	if s.sub == events.FinWait2 {
+		e.orphan(ev.Netns, ev.Cookie, s.took)
+	}
 }
 
-// orphan files (on) or forgets an orphaned FIN_WAIT2 timewait socket of
-// namespace netns, for SettleOrphans.
-func (e *Engine) orphan(netns uint32, cookie, took uint64, on bool) {
+// orphan files an orphaned FIN_WAIT2 timewait socket of namespace netns
+// that took over at took, for SettleOrphans. Those that move or end are
+// not looked for: the queue drops them as it meets them.
+func (e *Engine) orphan(netns uint32, cookie, took uint64) {
 	v := e.ns(netns)
-	switch {
-	case on:
-		if v.orphans == nil {
-			v.orphans = map[uint64]uint64{}
-		}
-		v.orphans[cookie] = took
-	case len(v.orphans) > 0:
-		delete(v.orphans, cookie)
-	}
+	v.orphans = append(v.orphans, orphanRec{cookie, took})
+}
+
+// isOrphan reports whether r is still the orphaned FIN_WAIT2 socket it was.
+func (e *Engine) isOrphan(r orphanRec) bool {
+	s, ok := e.tw.socks.get(r.cookie)
+	return ok && s.sub == events.FinWait2 && s.took == r.took
 }
 
 // OrphanNamespaces returns the namespaces holding orphaned FIN_WAIT2
@@ -212,11 +211,11 @@ func (e *Engine) orphan(netns uint32, cookie, took uint64, on bool) {
 func (e *Engine) OrphanNamespaces(before uint64) []uint32 {
 	var out []uint32
 	for ns, v := range e.netns {
-		for _, took := range v.orphans {
-			if took < before {
-				out = append(out, ns)
-				break
-			}
+		for len(v.orphans) > 0 && !e.isOrphan(v.orphans[0]) {
+			v.orphans = v.orphans[1:]
+		}
+		if len(v.orphans) > 0 && v.orphans[0].took < before {
+			out = append(out, ns)
 		}
 	}
 	return out
@@ -233,11 +232,18 @@ func (e *Engine) SettleOrphans(netns uint32, stillFW2 map[uint64]bool, at uint64
 		return nil
 	}
 	var moved []uint64
-	for c, took := range v.orphans {
-		if took < at && !stillFW2[c] {
-			moved = append(moved, c)
+	kept := v.orphans[:0]
+	for _, r := range v.orphans {
+		switch {
+		case !e.isOrphan(r):
+		case r.took < at && !stillFW2[r.cookie]:
+			moved = append(moved, r.cookie)
+		default:
+			kept = append(kept, r)
 		}
 	}
+	clear(v.orphans[len(kept):])
+	v.orphans = kept
 	return moved
 }
 

@@ -459,3 +459,37 @@ func TestDueRing(t *testing.T) {
 		}
 	}
 }
+
+// TestSettleOrphans: orphans that moved or ended since are not asked for;
+// one a read no longer finds in FIN_WAIT2 is returned, once fed its move
+// it is no orphan any more; one younger than the read is left alone.
+func TestSettleOrphans(t *testing.T) {
+	e := New(Options{})
+	for c := uint64(1); c <= 4; c++ {
+		ev := twStep(events.TwStart, c, c*1e9, events.Unknown, events.FinWait2)
+		ev.Sport = uint16(40000 + c)
+		e.TimeWait(&ev)
+	}
+	move := twStep(events.TwMove, 1, 5e9, events.FinWait2, events.TimeWait)
+	end := twStep(events.TwExpire, 2, 5e9, events.FinWait2, events.Close)
+	e.TimeWait(&move)
+	e.TimeWait(&end)
+	if ns := e.OrphanNamespaces(3.5e9); len(ns) != 1 || ns[0] != 7 {
+		t.Fatalf("namespaces with orphans older than 3.5 s: %v, want [7]", ns)
+	}
+	moved := e.SettleOrphans(7, map[uint64]bool{}, 3.5e9)
+	if len(moved) != 1 || moved[0] != 3 {
+		t.Fatalf("settled %v, want [3] (4 is younger than the read)", moved)
+	}
+	mv := twStep(events.TwMove, 3, 6e9, events.FinWait2, events.TimeWait)
+	e.TimeWait(&mv)
+	if s := sock(e, 3); s.sub != events.TimeWait {
+		t.Errorf("socket 3 in %v after its move", s.sub)
+	}
+	if ns := e.OrphanNamespaces(3.5e9); len(ns) != 0 {
+		t.Errorf("orphans older than 3.5 s left in %v", ns)
+	}
+	if moved := e.SettleOrphans(7, map[uint64]bool{4: true}, 7e9); len(moved) != 0 {
+		t.Errorf("settled %v while the read still holds 4 in FIN_WAIT2", moved)
+	}
+}
