@@ -9,18 +9,16 @@ import (
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
-// socketOwners finds, as ss -p does, a process holding each socket inode of
-// want through proc/PID/fd/* links ("socket:[INODE]"), and fills its entry.
-// It stops as soon as every inode has one. (internal/owners has a table of
-// every socket, but it imports this package.)
-func socketOwners(proc string, want map[uint32]*events.Owner) {
+// SocketFds walks proc/PID/fd/* as ss -p does and calls fn with the inode of
+// every socket a process holds ("socket:[INODE]") and that process as its
+// owner, until fn returns false.
+func SocketFds(proc string, fn func(ino uint64, o events.Owner) bool) {
 	d, err := os.Open(proc)
 	if err != nil {
 		return
 	}
 	names, _ := d.Readdirnames(-1)
 	d.Close()
-	left := len(want)
 	for _, name := range names {
 		pid, err := strconv.ParseUint(name, 10, 32)
 		if err != nil {
@@ -40,22 +38,30 @@ func socketOwners(proc string, want map[uint32]*events.Owner) {
 			if err != nil || !strings.HasPrefix(link, "socket:[") || !strings.HasSuffix(link, "]") {
 				continue
 			}
-			ino, err := strconv.ParseUint(link[len("socket:["):len(link)-1], 10, 32)
+			ino, err := strconv.ParseUint(link[len("socket:["):len(link)-1], 10, 64)
 			if err != nil {
-				continue
-			}
-			o, ok := want[uint32(ino)]
-			if !ok || o != nil {
 				continue
 			}
 			if !haveComm {
 				b, _ := os.ReadFile(filepath.Join(dir, "comm"))
 				comm, haveComm = events.MakeComm(strings.TrimSpace(string(b))), true
 			}
-			want[uint32(ino)] = &events.Owner{PID: uint32(pid), TID: uint32(pid), Comm: comm, Source: events.OwnerProc}
-			if left--; left == 0 {
+			if !fn(ino, events.Owner{PID: uint32(pid), TID: uint32(pid), Comm: comm, Source: events.OwnerProc}) {
 				return
 			}
 		}
 	}
+}
+
+// socketOwners fills each entry of want (socket inode → nil) with a process
+// holding that socket, stopping as soon as every inode has one.
+func socketOwners(proc string, want map[uint32]*events.Owner) {
+	left := len(want)
+	SocketFds(proc, func(ino uint64, o events.Owner) bool {
+		if cur, ok := want[uint32(ino)]; ok && cur == nil && ino <= 1<<32-1 {
+			want[uint32(ino)] = &o
+			left--
+		}
+		return left > 0
+	})
 }

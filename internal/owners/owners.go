@@ -55,37 +55,12 @@ func (t *Table) Resolve(ev *events.Event) (events.Owner, bool) {
 func (t *Table) scan() {
 	t.lastScan = time.Now()
 	m := make(map[uint64]events.Owner, len(t.byInode))
-	pids, _ := filepath.Glob(filepath.Join(t.root, "[0-9]*"))
-	for _, dir := range pids {
-		pid, err := strconv.ParseUint(filepath.Base(dir), 10, 32)
-		if err != nil {
-			continue
+	ledger.SocketFds(t.root, func(ino uint64, o events.Owner) bool {
+		if _, seen := m[ino]; !seen {
+			m[ino] = o
 		}
-		fds, err := os.ReadDir(filepath.Join(dir, "fd"))
-		if err != nil {
-			continue
-		}
-		var comm events.Comm
-		haveComm := false
-		for _, fd := range fds {
-			link, err := os.Readlink(filepath.Join(dir, "fd", fd.Name()))
-			if err != nil || !strings.HasPrefix(link, "socket:[") {
-				continue
-			}
-			ino, err := strconv.ParseUint(strings.TrimSuffix(link[len("socket:["):], "]"), 10, 64)
-			if err != nil {
-				continue
-			}
-			if !haveComm {
-				b, _ := os.ReadFile(filepath.Join(dir, "comm"))
-				comm = events.MakeComm(strings.TrimSpace(string(b)))
-				haveComm = true
-			}
-			if _, seen := m[ino]; !seen {
-				m[ino] = events.Owner{PID: uint32(pid), TID: uint32(pid), Comm: comm, Source: events.OwnerProc}
-			}
-		}
-	}
+		return true
+	})
 	t.byInode = m
 }
 
