@@ -218,7 +218,7 @@ func parseSocket(b []byte) Socket {
 		Family:  uint16(b[0]),
 		Sport:   binary.BigEndian.Uint16(b[4:]),
 		Dport:   binary.BigEndian.Uint16(b[6:]),
-		Cookie:  uint64(ne.Uint32(b[44:])) | uint64(ne.Uint32(b[48:]))<<32,
+		Cookie:  diagCookie(b),
 		Expires: time.Duration(ne.Uint32(b[52:])) * time.Millisecond,
 		Inode:   ne.Uint32(b[68:]),
 	}
@@ -231,3 +231,6 @@ func parseSocket(b []byte) Socket {
 	}
 	return so
 }
+
+// diagCookie reads idiag_cookie, the socket cookie, of struct inet_diag_msg m.
+func diagCookie(m []byte) uint64 { return uint64(ne.Uint32(m[44:])) | uint64(ne.Uint32(m[48:]))<<32 }

@@ -22,7 +22,7 @@ type orphanSink struct{ o *Orphans }
 
 func (s orphanSink) add(m []byte) {
 	if m[1] == stFinWait2 && (m[2] == timerTimeWait || ne.Uint32(m[68:]) == 0) {
-		s.o.Cookies[uint64(ne.Uint32(m[44:]))|uint64(ne.Uint32(m[48:]))<<32] = true
+		s.o.Cookies[diagCookie(m)] = true
 	}
 }
 

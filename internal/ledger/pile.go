@@ -62,7 +62,7 @@ func (b *builder) add(m []byte) {
 			Kind:   events.KindTimeWait,
 			TwOp:   events.TwFound,
 			Time:   b.pile.Time,
-			Cookie: uint64(ne.Uint32(m[44:])) | uint64(ne.Uint32(m[48:]))<<32,
+			Cookie: diagCookie(m),
 			Netns:  b.pile.Netns,
 			New:    events.State(state),
 			Sport:  uint16(m[4])<<8 | uint16(m[5]),
