@@ -21,7 +21,7 @@ type Orphans struct {
 type orphanSink struct{ o *Orphans }
 
 func (s orphanSink) add(m []byte) {
-	if m[1] == stFinWait2 && (m[2] == timerTimeWait || ne.Uint32(m[68:]) == 0) {
+	if isOrphanFinWait2(m) {
 		s.o.Cookies[diagCookie(m)] = true
 	}
 }

@@ -9,6 +9,12 @@ import (
 // timerTimeWait is idiag_timer for a timewait socket's timer.
 const timerTimeWait = 3
 
+// isOrphanFinWait2 reports whether struct inet_diag_msg m is a FIN_WAIT2
+// socket held by a timewait socket (its timer, or no inode: orphaned).
+func isOrphanFinWait2(m []byte) bool {
+	return m[1] == stFinWait2 && (m[2] == timerTimeWait || ne.Uint32(m[68:]) == 0)
+}
+
 // Kernel TCP states (events.State values) the dump sorts by.
 const (
 	stFinWait2 = uint8(events.FinWait2)
@@ -57,7 +63,7 @@ func (b *builder) add(m []byte) {
 	b.pile.Sockets++
 	state, ino := m[1], ne.Uint32(m[68:])
 	switch {
-	case state == stTimeWait, state == stFinWait2 && (m[2] == timerTimeWait || ino == 0):
+	case state == stTimeWait, isOrphanFinWait2(m):
 		ev := events.Event{
 			Kind:   events.KindTimeWait,
 			TwOp:   events.TwFound,
