@@ -165,7 +165,7 @@ struct config {
 	__u16 host_family;  /* 0 = any host */
 	__u8 host[16];      /* either-end address filter */
 	char comm[16];      /* owner comm filter, empty = any */
-	__u32 drop_every;   /* tests: drop every Nth event as if the ring were full */
+	__u32 drop_every;   /* tests: drop every Nth state transition as if the ring were full */
 	__u32 kernel_owners; /* remember owners per socket in the kernel (pid/comm filters) */
 	__u32 _pad;
 	__u64 tw_timer_fn;  /* address of tw_timer_handler; 0 = no timewait records */

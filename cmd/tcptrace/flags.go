@@ -62,7 +62,7 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.selfTest, "self-test", true, "check at start that a loopback connection is traced")
 	fs.StringVar(&f.diagram, "diagram", "", "draw each connection's state ladder when it ends (=COOKIE: one connection; =aggregate: one ladder per shape, at exit)")
 	fs.Lookup("diagram").NoOptDefVal = "all"
-	fs.Uint32Var(&f.dropEvery, "simulate-drops", 0, "testing: the kernel drops every Nth event, counted as lost like a full ring")
+	fs.Uint32Var(&f.dropEvery, "simulate-drops", 0, "testing: the kernel drops every Nth state transition, counted as lost like a full ring")
 	_ = fs.MarkHidden("simulate-drops")
 	fs.StringVar(&f.cpuProf, "cpuprofile", "", "debugging: write a Go CPU profile of the run to this file")
 	_ = fs.MarkHidden("cpuprofile")

@@ -39,7 +39,7 @@ type Options struct {
 	PollInterval time.Duration // reader poll period, the latency bound; DefaultPollInterval if 0
 	Filter       Filter
 	SkipSelfTest bool
-	DropEvery    uint32 // tests: the kernel drops every Nth event and counts it as ring loss
+	DropEvery    uint32 // tests: the kernel drops every Nth state transition and counts it as ring loss
 	OnIdle       func() // called from Next at each poll tick that finds the ring drained
 	NoTimeWait   bool   // do not attach the timewait (timer) programs: benchmarks
 }
