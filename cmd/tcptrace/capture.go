@@ -47,11 +47,11 @@ func (c *captureFlags) check() error {
 // Write each event after tracker.Observe (it stamps the owner), Flush when
 // the probe is idle, SetLosses with the probe's final counters, then Close.
 // twEvents says whether the source reports timewait sockets.
-func newRecorder(cf *captureFlags, clock render.Clock, startMono uint64, version string, twEvents bool) (*capture.Writer, error) {
+func newRecorder(cf *captureFlags, wall render.Clock, startMono uint64, version string, twEvents bool) (*capture.Writer, error) {
 	if err := cf.check(); err != nil || cf.write == "" {
 		return nil, err
 	}
-	opts := capture.Options{Overwrite: cf.overwrite, RotateCount: cf.rotateCount, Tool: "tcptrace " + version, ClockOffset: clock.Offset, StartMono: startMono,
+	opts := capture.Options{Overwrite: cf.overwrite, RotateCount: cf.rotateCount, Tool: "tcptrace " + version, ClockOffset: wall.Offset, StartMono: startMono,
 		TimeWaitEvents: twEvents}
 	if cf.rotateSize != "" {
 		n, err := parseSize(cf.rotateSize)
@@ -88,10 +88,10 @@ func replayNote(path string, r *capture.Reader) string {
 
 // describeCapture writes the capture's header to stderr: where and when it
 // was recorded, and each namespace's TIME_WAIT sysctls.
-func describeCapture(path string, r *capture.Reader, clock render.Clock) {
+func describeCapture(path string, r *capture.Reader, wall render.Clock) {
 	h := r.Header()
 	fmt.Fprintf(os.Stderr, "tcptrace: replaying %s: recorded on %s (kernel %s) by %s from %s\n",
-		path, h.Host, h.Kernel, h.Tool, clock.Wall(h.StartMono).Format(time.RFC3339))
+		path, h.Host, h.Kernel, h.Tool, wall.Wall(h.StartMono).Format(time.RFC3339))
 	for _, n := range h.Netns {
 		fmt.Fprintf(os.Stderr, "tcptrace: netns %d:", n.Inode)
 		for _, k := range capture.Sysctls {

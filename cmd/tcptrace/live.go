@@ -13,6 +13,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"golang.org/x/sys/unix"
 
+	"github.com/tcptrace/tcptrace/internal/clock"
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/owners"
@@ -68,11 +69,11 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 		return err
 	}
 	defer p.Close()
-	startMono := probe.MonotonicNow()
+	startMono := clock.Mono()
 
-	clock := render.LiveClock()
+	wall := render.LiveClock()
 	procs := owners.New("/proc")
-	pl, err := newPipeline(f, clock, procs)
+	pl, err := newPipeline(f, wall, procs)
 	if err != nil {
 		return err
 	}
@@ -85,7 +86,7 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	pl.report = func() *diagnosis.Report {
 		pile.wait(pileWait, os.Stderr) // a report shows the pile even when the run was shorter than its read
 		_ = tw.feed()
-		now := probe.MonotonicNow()
+		now := clock.Mono()
 		return pl.engine.Report(now, time.Duration(now-startMono), "")
 	}
 	for _, l := range procs.Listeners() {
@@ -99,7 +100,7 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	if err := dropCapabilities(keepAfterAttach...); err != nil {
 		fmt.Fprintf(os.Stderr, "tcptrace: warning: %v\n", err)
 	}
-	rec, err := newRecorder(cf, clock, startMono, version, p.TimeWaitEvents())
+	rec, err := newRecorder(cf, wall, startMono, version, p.TimeWaitEvents())
 	if err != nil {
 		return err
 	}
@@ -139,7 +140,7 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	// poll tick of an idle host: flush output and capture, take the
 	// ledger's snapshots, re-evaluate forecasts, draw overdue diagrams.
 	tick := func() {
-		now := probe.MonotonicNow()
+		now := clock.Mono()
 		if rec != nil && time.Since(lastFlush) >= captureFlushEvery {
 			_ = rec.Flush()
 			lastFlush = time.Now()
@@ -168,7 +169,7 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	drained := func() bool { return p.Buffered() == 0 }
 	runErr := pl.drive(p, after, drained, tick, func() { _ = p.Stop() })
 
-	endMono := probe.MonotonicNow()
+	endMono := clock.Mono()
 	lost, err := p.Losses()
 	if err != nil {
 		return err

@@ -6,10 +6,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/clock"
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/ledger"
-	"github.com/tcptrace/tcptrace/internal/probe"
 )
 
 // sysctlEvery is how often each namespace's sysctls are read again.
@@ -338,7 +338,7 @@ func (f *timeWaitFeed) feed() error {
 		f.engine.SetNetnsSysctls(ns, m)
 		f.engine.MarkTableRead(ns) // read with its pile (and then only refreshed)
 	}
-	now := probe.MonotonicNow()
+	now := clock.Mono()
 	var ev events.Event
 	for _, p := range found {
 		for i := range p.Found {

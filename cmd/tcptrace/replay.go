@@ -15,13 +15,13 @@ func runReplay(f *flags, cf *captureFlags) error {
 	if err := cf.check(); err != nil {
 		return err
 	}
-	r, clock, err := openReplay(cf.read)
+	r, wall, err := openReplay(cf.read)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	describeCapture(cf.read, r, clock)
-	pl, err := newPipeline(f, clock, nil)
+	describeCapture(cf.read, r, wall)
+	pl, err := newPipeline(f, wall, nil)
 	if err != nil {
 		return err
 	}

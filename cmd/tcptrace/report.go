@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tcptrace/tcptrace/internal/capture"
+	"github.com/tcptrace/tcptrace/internal/clock"
 	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
@@ -85,15 +86,15 @@ port-exhaustion forecast with its inputs.`,
 
 // printReport writes the report to stdout as --json or text asks.
 // label, when not nil, names each process's container (live only).
-func printReport(f *flags, clock render.Clock, rep *diagnosis.Report, title string, label func(uint32) string) error {
+func printReport(f *flags, wall render.Clock, rep *diagnosis.Report, title string, label func(uint32) string) error {
 	if f.json {
-		return render.WriteReportJSON(os.Stdout, clock, rep)
+		return render.WriteReportJSON(os.Stdout, wall, rep)
 	}
 	color, err := useColor(f.color, os.Stdout)
 	if err != nil {
 		return err
 	}
-	o := render.Options{Color: color, Width: f.width, Clock: clock, ASCII: f.ascii}
+	o := render.Options{Color: color, Width: f.width, Clock: wall, ASCII: f.ascii}
 	return render.WriteReportText(os.Stdout, o, render.ReportOptions{Title: title, ProcLabel: label}, rep)
 }
 
@@ -123,8 +124,8 @@ func runReportLive(f *flags) error {
 		return err
 	}
 	defer p.Close()
-	start := probe.MonotonicNow()
-	clock := render.LiveClock()
+	start := clock.Mono()
+	wall := render.LiveClock()
 	eng := diagnosis.New(diag.options())
 	procs := owners.New("/proc")
 	connOnly := events.Filter{PID: uf.PID, Comm: uf.Comm, Port: uf.Port, Host: uf.Host}
@@ -141,7 +142,7 @@ func runReportLive(f *flags) error {
 	}
 	p.SetOnIdle(func() {
 		_ = tw.feed()
-		eng.Tick(probe.MonotonicNow())
+		eng.Tick(clock.Mono())
 	})
 	stopOn(f.duration, func() { _ = p.Stop() })
 	fmt.Fprintf(os.Stderr, "tcptrace: tracing TCP state changes for the report; Ctrl-C to stop\n")
@@ -161,9 +162,9 @@ func runReportLive(f *flags) error {
 	}
 	pile.wait(pileWait, os.Stderr) // the pile shows even when the run was shorter than its read
 	_ = tw.feed()
-	now := probe.MonotonicNow()
+	now := clock.Mono()
 	rep := eng.Report(now, time.Duration(now-start), "")
-	return printReport(f, clock, rep, "tcptrace report (live, "+time.Duration(now-start).Round(time.Millisecond).String()+")",
+	return printReport(f, wall, rep, "tcptrace report (live, "+time.Duration(now-start).Round(time.Millisecond).String()+")",
 		containerLabel(container.New(container.Options{})))
 }
 
@@ -173,7 +174,7 @@ func runReportReplay(f *flags, path string) error {
 	if err != nil {
 		return err
 	}
-	r, clock, err := openReplay(path)
+	r, wall, err := openReplay(path)
 	if err != nil {
 		return err
 	}
@@ -208,7 +209,7 @@ func runReportReplay(f *flags, path string) error {
 		elapsed = time.Duration(end - h.StartMono)
 	}
 	rep := eng.Report(end, elapsed, replayLedgerNote(h))
-	if err := printReport(f, clock, rep, "tcptrace report ("+path+", "+elapsed.Round(time.Millisecond).String()+")", nil); err != nil {
+	if err := printReport(f, wall, rep, "tcptrace report ("+path+", "+elapsed.Round(time.Millisecond).String()+")", nil); err != nil {
 		return err
 	}
 	if r.Truncated() != nil {

@@ -36,9 +36,9 @@ type pipeline struct {
 	procLabel func(uint32) string
 }
 
-// newPipeline builds the views for f on stdout, with times shown by clock.
+// newPipeline builds the views for f on stdout, with times shown by wall.
 // resolver finds owners the kernel did not see (nil on replay: recorded).
-func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipeline, error) {
+func newPipeline(f *flags, wall render.Clock, resolver events.Resolver) (*pipeline, error) {
 	_, uf, err := f.filter()
 	if err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 	pl := &pipeline{out: &errWriter{w: os.Stdout}}
 	growPipe(os.Stdout)
 	pl.bw = bufio.NewWriterSize(pl.out, 256<<10)
-	pl.opts = render.Options{Color: color, Width: f.width, Clock: clock, ASCII: f.ascii}
+	pl.opts = render.Options{Color: color, Width: f.width, Clock: wall, ASCII: f.ascii}
 	if pl.opts.Width == 0 {
 		pl.opts.Width = termWidth(os.Stdout)
 	}
@@ -91,7 +91,7 @@ func newPipeline(f *flags, clock render.Clock, resolver events.Resolver) (*pipel
 		pl.diag = render.NewDiagrams(pl.bw, pl.opts, sel)
 		view = &events.Filtered{Filter: connOnly, Sink: pl.diag}
 	case f.json:
-		pl.json = render.NewJSON(pl.bw, clock)
+		pl.json = render.NewJSON(pl.bw, wall)
 		view = &events.Filtered{Filter: uf, Sink: pl.json}
 	default:
 		view = &events.Filtered{Filter: uf, Sink: render.NewText(pl.bw, pl.opts)}

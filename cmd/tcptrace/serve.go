@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tcptrace/tcptrace/internal/capture"
+	"github.com/tcptrace/tcptrace/internal/clock"
 	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
@@ -123,7 +124,7 @@ func (a *agent) periodic() {
 			a.twErr = err
 		}
 	}
-	mono := probe.MonotonicNow()
+	mono := clock.Mono()
 	a.engine.Tick(mono)
 	if now.Sub(a.lastRep) >= diagnosisEvery {
 		a.lastRep = now
@@ -174,7 +175,7 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 		return err
 	}
 	defer p.Close()
-	a.start = probe.MonotonicNow()
+	a.start = clock.Mono()
 	procs := owners.New("/proc")
 	seeds := procs.Listeners()
 	for _, l := range seeds {
@@ -192,7 +193,7 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 		return err
 	}
 	resolver := container.New(container.Options{CgroupRoot: sf.cgroupRoot})
-	clock := render.LiveClock()
+	wall := render.LiveClock()
 	hb.seen.Store(time.Now().UnixNano()) // the start-up self-test passed
 	a.engine = diagnosis.New(diag.options())
 	pile := startPile("/proc", events.Filter{Port: kf.Port, Host: kf.Host})
@@ -209,7 +210,7 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	}
 	if f.json {
 		a.bw = bufio.NewWriterSize(&errWriter{w: os.Stdout}, 64<<10)
-		js := render.NewJSON(a.bw, clock)
+		js := render.NewJSON(a.bw, wall)
 		js.Extra = func(b []byte, c *events.Conn) []byte { return container.AppendJSON(b, resolver.Conn(c)) }
 		sinks = append(sinks, &events.Filtered{Filter: uf, Sink: js})
 	}
@@ -228,7 +229,7 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 		a.tracker.AddListener(l.Netns, l.Port, l.Owner)
 	}
 	if sf.captureDir != "" {
-		if a.rec, err = serveRecorder(sf, clock, a.start, p.TimeWaitEvents()); err != nil {
+		if a.rec, err = serveRecorder(sf, wall, a.start, p.TimeWaitEvents()); err != nil {
 			return err
 		}
 		defer a.rec.Close()
@@ -299,7 +300,7 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 		if lost, err := p.Losses(); err == nil {
 			a.rec.SetLosses(lost)
 		}
-		a.rec.SetEnd(probe.MonotonicNow())
+		a.rec.SetEnd(clock.Mono())
 		if err := a.rec.Close(); err != nil && runErr == nil {
 			runErr = fmt.Errorf("closing capture: %w", err)
 		}
@@ -343,7 +344,7 @@ func healthMetrics(hb *heartbeat) func(ch chan<- prometheus.Metric) {
 
 // serveRecorder creates DIR/tcptrace-<start>.tcpt, rotated by size and
 // count, after pruning earlier runs' files to --capture-count.
-func serveRecorder(sf *serveFlags, clock render.Clock, start uint64, twEvents bool) (*capture.Writer, error) {
+func serveRecorder(sf *serveFlags, wall render.Clock, start uint64, twEvents bool) (*capture.Writer, error) {
 	size, err := parseSize(sf.captureSize)
 	if err != nil {
 		return nil, fmt.Errorf("--capture-size: %w", err)
@@ -357,7 +358,7 @@ func serveRecorder(sf *serveFlags, clock render.Clock, start uint64, twEvents bo
 	pruneCaptures(sf.captureDir, sf.captureCount)
 	name := filepath.Join(sf.captureDir, "tcptrace-"+time.Now().UTC().Format("20060102T150405Z")+".tcpt")
 	w, err := capture.Create(name, capture.Options{RotateSize: int64(size), RotateCount: sf.captureCount,
-		Overwrite: true, Tool: "tcptrace " + version, ClockOffset: clock.Offset, StartMono: start, TimeWaitEvents: twEvents})
+		Overwrite: true, Tool: "tcptrace " + version, ClockOffset: wall.Offset, StartMono: start, TimeWaitEvents: twEvents})
 	if err != nil {
 		return nil, fmt.Errorf("--capture-dir: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tcptrace/tcptrace/internal/clock"
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
@@ -107,7 +108,7 @@ func newWriter(opts Options) *Writer {
 		opts.Proc = "/proc"
 	}
 	if opts.ClockOffset == 0 {
-		opts.ClockOffset = time.Now().UnixNano() - int64(monoNow())
+		opts.ClockOffset = time.Now().UnixNano() - int64(clock.Mono())
 	}
 	w := &Writer{opts: opts, enc: newEncoder(), seen: map[uint32]bool{}}
 	w.block = make([]byte, 0, opts.BlockSize+blockSlack)
@@ -347,10 +348,4 @@ func rotated(path string, i int) string {
 		return path
 	}
 	return path + "." + strconv.Itoa(i)
-}
-
-func monoNow() uint64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
 }

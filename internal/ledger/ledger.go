@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/clock"
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
@@ -119,7 +120,7 @@ func readPile(proc string, ns Netns, f events.Filter, limit int) (Pile, error) {
 	}
 	defer d.Close()
 	b := newBuilder(&pile, f, limit, pile.Sysctls)
-	pile.Time = monoNow()
+	pile.Time = clock.Mono()
 	if err := d.dumpAll(make([]byte, recvBufLen), allStates, b); err != nil {
 		return pile, fmt.Errorf("netns %d: %w", ns.Inode, err)
 	}

@@ -121,10 +121,3 @@ func portRange(m map[string]string) (lo, hi uint16) {
 	}
 	return defaultPortLo, defaultPortHi
 }
-
-// monoNow returns CLOCK_MONOTONIC in ns, the clock of event times.
-func monoNow() uint64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
-}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tcptrace/tcptrace/internal/clock"
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
@@ -42,7 +43,7 @@ func ReadOrphans(ns Netns) (Orphans, error) {
 	}
 	defer d.Close()
 	start := time.Now()
-	o.Time = monoNow()
+	o.Time = clock.Mono()
 	if err := d.dumpAll(make([]byte, recvBufLen), 1<<uint(events.FinWait2), orphanSink{&o}); err != nil {
 		return o, fmt.Errorf("netns %d: %w", ns.Inode, err)
 	}

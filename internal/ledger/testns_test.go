@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tcptrace/tcptrace/internal/clock"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/testutil"
 )
@@ -67,7 +68,7 @@ func (n *testNetns) pile(clients int) error {
 		n.TimeWait += made
 		return err
 	})
-	n.Made = monoNow()
+	n.Made = clock.Mono()
 	return err
 }
 
@@ -113,7 +114,7 @@ func benchNetns(tb testing.TB, clients int) *testNetns {
 			tb.Fatal(err)
 		}
 	}
-	if age := monoNow() - n.Made; age > 40e9 {
+	if age := clock.Mono() - n.Made; age > 40e9 {
 		tb.Fatalf("the bench namespace's TIME_WAIT sockets are %ds old: they expire at 60s", age/1e9)
 	}
 	return n

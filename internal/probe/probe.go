@@ -15,6 +15,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
+	"github.com/tcptrace/tcptrace/internal/clock"
 	"github.com/tcptrace/tcptrace/internal/events"
 )
 
@@ -216,7 +217,7 @@ func (p *Probe) Next(ev *events.Event) error {
 			if p.opts.OnIdle != nil {
 				p.opts.OnIdle()
 			}
-			if p.resolveHeld(monotonicNow()); p.popPending(ev) {
+			if p.resolveHeld(clock.Mono()); p.popPending(ev) {
 				return nil
 			}
 			if p.lossChanged(ev, false) {
@@ -284,7 +285,7 @@ func (p *Probe) lossChanged(ev *events.Event, fresh bool) bool {
 		return false
 	}
 	p.lost = l
-	*ev = events.Event{Kind: events.KindLoss, Time: monotonicNow(), Lost: l}
+	*ev = events.Event{Kind: events.KindLoss, Time: clock.Mono(), Lost: l}
 	return true
 }
 
@@ -348,16 +349,6 @@ func (p *Probe) Close() error {
 }
 
 const counterRingbufLost = 0
-
-// monotonicNow returns CLOCK_MONOTONIC in ns, the clock of bpf_ktime_get_ns.
-func monotonicNow() uint64 {
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return uint64(ts.Nano())
-}
-
-// MonotonicNow returns CLOCK_MONOTONIC in ns, the clock of event times.
-func MonotonicNow() uint64 { return monotonicNow() }
 
 // SeedListener tells the kernel the owner of a listening port that predates
 // tracing, so its accepted children pass the in-kernel --pid/--comm filters

@@ -320,7 +320,7 @@ func (s *Diagrams) write(lines []string) {
 }
 
 // Tick draws alone the pending halves whose partner is overdue at kernel
-// time now (e.g. probe.MonotonicNow()); call it periodically when idle.
+// time now (e.g. clock.Mono()); call it periodically when idle.
 func (s *Diagrams) Tick(now uint64) error {
 	if now > s.now {
 		s.now = now
