@@ -65,7 +65,7 @@ END {
 		print ""
 	}
 	if (nk) {
-		print "| loops | pile | closes | tracer | untraced conns/s | traced conns/s | traced/untraced (median) | pooled | cost 1−pooled | ring drops | recursion misses | CPU-s / M events | start-up CPU ms (max) | kernel ns/event (timer part) | peak RSS MiB | delivered/expected | before the rounds |"
+		print "| loops | pile | closes | tracer | untraced conns/s | traced conns/s | traced/untraced (median) | pooled | cost 1−pooled | ring drops | recursion misses | CPU-s / M events | start-up / exit CPU ms (max) | kernel ns/event (timer part) | peak RSS MiB | delivered/expected | before the rounds |"
 		print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 		for (i = 1; i <= nk; i++) {
 			k = keys[i]; split(k, p, SUBSEP)
@@ -76,13 +76,13 @@ END {
 				p[1], p[2], p[3], p[4], fmt(get(k, "untraced-conns/s"), 0), fmt(get(k, "traced-conns/s"), 0),
 				fmt(get(k, "traced/untraced"), 3), fmt(pooled, 3), pooled == "" ? "–" : fmt(1 - pooled, 3),
 				fmt(get(k, "ring-drops"), 0), fmt(get(k, "recursion-misses"), 0), fmt(get(k, "cpu-s/Mevents"), 3),
-				fmt(get(k, "max-startup-CPU-ms"), 0), kn, fmt(get(k, "peak-RSS-MiB"), 1), fmt(get(k, "delivered/expected"), 4), get(k, "noise")
+				fmt(get(k, "max-startup-CPU-ms"), 0) " / " fmt(get(k, "max-exit-CPU-ms"), 0), kn, fmt(get(k, "peak-RSS-MiB"), 1), fmt(get(k, "delivered/expected"), 4), get(k, "noise")
 		}
 		print ""
 		print "Same-run ratios of the binary (`tcptrace --json --port N`), each against references of the same invocation, loop count, close order and pile; costs are 1 − traced/untraced pooled over the rounds."
 		print ""
-		print "| loops | pile | closes | cost ÷ floor's (≤ 1.5×) | cost ÷ bpftrace's (≤ 0.125×) | CPU/event ÷ bpftrace's (≤ 0.10×) | kernel ns/event ÷ floor's (≤ 1.4×) | CPU/M events ÷ pile-0's (≤ 1.2×) | lost (0) |"
-		print "|---|---|---|---|---|---|---|---|---|"
+		print "| loops | pile | closes | cost ÷ floor's (≤ 1.5×) | cost ÷ bpftrace's (≤ 0.125×) | CPU/event ÷ bpftrace's (≤ 0.10×) | kernel ns/event ÷ floor's (≤ 1.4×) | floor-tw ÷ floor: kernel ns, cost | CPU/M events ÷ pile-0's (≤ 1.2×) | lost (0) |"
+		print "|---|---|---|---|---|---|---|---|---|---|"
 		for (i = 1; i <= ng; i++) {
 			g = groups[i]; split(g, p, SUBSEP)
 			kb = g SUBSEP "binary"; kf = g SUBSEP "floor"; kt = g SUBSEP "bpftrace"
@@ -106,11 +106,17 @@ END {
 			vu = (ub != "" && ut != "" && ut > 0) ? verdict("cpu", ub / ut, 0.10, "") : "–"
 			kbn = get(kb, "kernel-ns/event"); kfn = get(kf, "kernel-ns/event")
 			vk = (kbn != "" && kfn != "" && kfn > 0) ? verdict("kernel", kbn / kfn, 1.4, sprintf(" (%s ÷ %s)", fmt(kbn, 0), fmt(kfn, 0))) : "–"
+			# floor-tw: the floor plus timer programs that only keep timewait
+			# timers: what any tracer on the timer tracepoints pays at least.
+			kw = g SUBSEP "floor-tw"; kwn = get(kw, "kernel-ns/event"); cw = get(kw, "pooled-traced/untraced")
+			cw = cw == "" ? "" : 1 - cw
+			vw = (kwn != "" && kfn != "" && kfn > 0) ? sprintf("%s× (%s ÷ %s)", fmt(kwn / kfn, 2), fmt(kwn, 0), fmt(kfn, 0)) : "–"
+			vw = vw ", " ((cw != "" && cf != "" && cf > 0) ? sprintf("%s×", fmt(cw / cf, 2)) : sprintf("%s vs %s", fmt(cw, 3), fmt(cf, 3)))
 			u0 = get(p[1] SUBSEP "pile-0" SUBSEP p[3] SUBSEP "binary", "cpu-s/Mevents")
 			vp = (p[2] != "pile-0" && ub != "" && u0 != "" && u0 > 0) ? verdict("pile", ub / u0, 1.2, sprintf(" (%s ÷ %s)", fmt(ub, 3), fmt(u0, 3))) : "–"
 			lost = get(kb, "ring-drops") + get(kb, "recursion-misses")
 			tot["lost"]++; if (lost == 0) met["lost"]++
-			printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s %s |\n", p[1], p[2], p[3], vf, vt, vu, vk, vp, lost, mark(lost == 0)
+			printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s %s |\n", p[1], p[2], p[3], vf, vt, vu, vk, vw, vp, lost, mark(lost == 0)
 		}
 		print ""
 		printf "Met in: cost ÷ floor's %d of %d rows; cost ÷ bpftrace's %d of %d; CPU/event ÷ bpftrace's %d of %d; kernel ns ÷ floor's %d of %d; CPU with pile ÷ without %d of %d; 0 lost %d of %d.\n",

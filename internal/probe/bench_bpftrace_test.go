@@ -53,7 +53,7 @@ func (t *bpftraceTracer) stop(b *testing.B) tracerResult {
 	t.prog.Close()
 	t.prog = nil
 	r.cpu, r.maxRSS = t.proc.finish(b, false)
-	r.startup = t.proc.cpu0
+	r.startup, r.exit = t.proc.cpu0, t.proc.exit
 	raw, _ := os.ReadFile(t.proc.out)
 	for i, l := range bytes.Split(raw, []byte{'\n'}) {
 		if uint64(i) >= t.proc.lines0 && bytes.Contains(l, []byte{'>'}) {

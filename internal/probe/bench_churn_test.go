@@ -100,6 +100,9 @@ func benchTracers(b *testing.B, mode closeMode, pl *pile) {
 	b.Run("floor", func(b *testing.B) {
 		benchChurn(b, mode, pl, &floorTracer{})
 	})
+	b.Run("floor-tw", func(b *testing.B) {
+		benchChurn(b, mode, pl, &floorTracer{tw: true})
+	})
 	if pl.spec.size == 0 || pl.spec.spread == 1 && pl.spec.size == 200_000 {
 		b.Run("bpftrace", func(b *testing.B) {
 			bpftraceBinary(b)
@@ -158,6 +161,7 @@ func benchChurn(b *testing.B, mode closeMode, pl *pile, tc tracer) {
 			tot.recursion += tr.recursion
 			tot.maxRSS = max(tot.maxRSS, tr.maxRSS)
 			tot.startup = max(tot.startup, tr.startup)
+			tot.exit = max(tot.exit, tr.exit)
 			tot.timerRuns += tr.timerRuns
 		}
 		ratios = append(ratios, tRound/uRound)
@@ -209,6 +213,9 @@ func benchChurn(b *testing.B, mode closeMode, pl *pile, tc tracer) {
 	b.ReportMetric(float64(nz.foreign), "foreign-tracers")
 	if tot.startup > 0 { // not per event: once per start, before the workload
 		b.ReportMetric(tot.startup.Seconds()*1e3, "max-startup-CPU-ms")
+	}
+	if tot.exit > 0 { // not per event: once per run, after the backlog is written
+		b.ReportMetric(tot.exit.Seconds()*1e3, "max-exit-CPU-ms")
 	}
 	if tot.maxRSS > 0 {
 		b.ReportMetric(float64(tot.maxRSS)/(1<<20), "peak-RSS-MiB")

@@ -38,6 +38,7 @@ type tracerResult struct {
 	timerRuntime time.Duration // their run time
 	maxRSS       int64         // peak RSS in bytes, 0 when unknown
 	startup      time.Duration // tracer CPU before the workload: loading, self-test, first table dumps
+	exit         time.Duration // tracer CPU after its backlog was written: its exit summary and report
 }
 
 // ourProgramNames are tcptrace's programs: set_state first, then the timer
@@ -157,7 +158,7 @@ func (o *ourProcess) end(b *testing.B) tracerResult {
 	}
 	r.runtime += r.timerRuntime
 	r.cpu, r.maxRSS = o.proc.finish(b, true)
-	r.startup = o.proc.cpu0
+	r.startup, r.exit = o.proc.cpu0, o.proc.exit
 	o.prog = 0
 	return r
 }
