@@ -164,12 +164,15 @@ func (e *Engine) TimeWait(ev *events.Event) {
 }
 
 // add files a new timewait socket of ev owned by k: toward the client
-// side destination, unless server (or its local port is outside the
-// ephemeral range): then the server side's.
+// side destination, unless server: then the server side's. A socket the
+// start-up read found has its side from that read (ledger: the ephemeral
+// range alone cannot tell); another one whose connection was not known as
+// a server's is the server side's when its local port is outside the
+// ephemeral range.
 func (e *Engine) add(ev *events.Event, k twKey, server, found bool) {
 	sys := e.sysctls(ev.Netns)
 	key := Dest{Netns: ev.Netns, Saddr: ev.Saddr, Daddr: ev.Daddr, Dport: ev.Dport}
-	if server || !sys.InRange(ev.Sport) {
+	if server || ev.TwOp != events.TwFound && !sys.InRange(ev.Sport) {
 		key = Dest{Netns: ev.Netns, Saddr: ev.Saddr, Lport: ev.Sport}
 	}
 	s := twSock{took: ev.Time, sport: ev.Sport, sub: events.TimeWait, found: found}

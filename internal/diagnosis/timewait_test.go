@@ -493,3 +493,25 @@ func TestSettleOrphans(t *testing.T) {
 		t.Errorf("settled %v while the read still holds 4 in FIN_WAIT2", moved)
 	}
 }
+
+// TestFoundSideFromRead: sockets read at start keep the side the read gave
+// them, even when their local ports lie outside the ephemeral range (a
+// pile of clients bound to chosen ports): one client-side destination, not
+// one server-side destination per local port.
+func TestFoundSideFromRead(t *testing.T) {
+	s := newStream(Options{})
+	for c := uint64(1); c <= 100; c++ {
+		f := found(c, 1e9, events.TimeWait, 59000, 0)
+		f.Sport = uint16(10000 + c) // below the default range, 32768-60999
+		s.feed(f)
+	}
+	if len(s.e.dests) != 1 {
+		t.Errorf("100 client-side sockets found toward one destination filed under %d destinations", len(s.e.dests))
+	}
+	srv := found(200, 1e9, events.TimeWait, 59000, 0)
+	srv.Flags |= events.FlagServer
+	s.feed(srv)
+	if _, ok := s.e.dests[Dest{Netns: 7, Saddr: cliAddr, Lport: srv.Sport}]; !ok {
+		t.Errorf("a found server-side socket not filed under its local port")
+	}
+}
