@@ -30,7 +30,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 FROM ${RUNTIME_IMAGE} AS runtime
 COPY --from=build /out/tcptrace /usr/local/bin/tcptrace
 # Root, for the capabilities the agent needs at start; it drops all but a
-# few once its program is attached (see deploy/README-fleet.md).
+# few once its program is attached (see docs/deploy.md).
 USER 0:0
 ENTRYPOINT ["/usr/local/bin/tcptrace"]
 CMD ["serve"]

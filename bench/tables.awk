@@ -124,6 +124,26 @@ END {
 			met["kernel"], tot["kernel"], met["pile"], tot["pile"], met["lost"], tot["lost"]
 		print ""
 	}
+	ab = 0
+	for (i = 1; i <= ng; i++) if (get(groups[i] SUBSEP "binary-old", "cpu-s/Mevents") != "") ab = 1
+	if (ab) {
+		print "A/B of two builds in this run (`OLD=rev bench/run`): binary (this tree) against binary-old, same rows."
+		print ""
+		print "| loops | pile | closes | CPU-s / M events new ÷ old | kernel ns/event new ÷ old | pooled traced/untraced new vs old |"
+		print "|---|---|---|---|---|---|"
+		for (i = 1; i <= ng; i++) {
+			g = groups[i]; split(g, p, SUBSEP)
+			kb = g SUBSEP "binary"; ko = g SUBSEP "binary-old"
+			ub = get(kb, "cpu-s/Mevents"); uo = get(ko, "cpu-s/Mevents")
+			if (uo == "") continue
+			nb_ = get(kb, "kernel-ns/event"); no = get(ko, "kernel-ns/event")
+			printf "| %s | %s | %s | %s (%s ÷ %s) | %s | %s vs %s |\n", p[1], p[2], p[3],
+				(ub != "" && uo > 0) ? fmt(ub / uo, 2) "×" : "–", fmt(ub, 3), fmt(uo, 3),
+				(nb_ != "" && no != "" && no > 0) ? sprintf("%s× (%s ÷ %s)", fmt(nb_ / no, 2), fmt(nb_, 0), fmt(no, 0)) : "–",
+				fmt(get(kb, "pooled-traced/untraced"), 3), fmt(get(ko, "pooled-traced/untraced"), 3)
+		}
+		print ""
+	}
 	if (nb) {
 		print "| bulk transfer, 4 connections, traced by | untraced MB/s | traced MB/s | traced/untraced (median) | pooled | tracer % of a CPU | timer-program runs/s | ns/run (statistics on) | timer programs % of a CPU | before the rounds |"
 		print "|---|---|---|---|---|---|---|---|---|---|"

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tcptrace/tcptrace/internal/capture"
-	"github.com/tcptrace/tcptrace/internal/render"
+	"github.com/tcptrace/tcptrace/internal/ledger"
 )
 
 // captureFlags are the command line of recording (-w) and replay (-r).
@@ -44,14 +44,14 @@ func (c *captureFlags) check() error {
 }
 
 // newRecorder creates the capture of --write, or returns nil without it.
-// Write each event after tracker.Observe (it stamps the owner), Flush when
-// the probe is idle, SetLosses with the probe's final counters, then Close.
-// twEvents says whether the source reports timewait sockets.
-func newRecorder(cf *captureFlags, wall render.Clock, startMono uint64, version string, twEvents bool) (*capture.Writer, error) {
+// The pipeline writes, flushes and closes it. offset is the wall clock less
+// the monotonic one, startMono when tracing began; twEvents says whether
+// the source reports timewait sockets.
+func newRecorder(cf *captureFlags, offset int64, startMono uint64, twEvents bool) (*capture.Writer, error) {
 	if err := cf.check(); err != nil || cf.write == "" {
 		return nil, err
 	}
-	opts := capture.Options{Overwrite: cf.overwrite, RotateCount: cf.rotateCount, Tool: "tcptrace " + version, ClockOffset: wall.Offset, StartMono: startMono,
+	opts := capture.Options{Overwrite: cf.overwrite, RotateCount: cf.rotateCount, Tool: "tcptrace " + version, ClockOffset: offset, StartMono: startMono,
 		TimeWaitEvents: twEvents}
 	if cf.rotateSize != "" {
 		n, err := parseSize(cf.rotateSize)
@@ -67,16 +67,6 @@ func newRecorder(cf *captureFlags, wall render.Clock, startMono uint64, version 
 	return w, nil
 }
 
-// openReplay opens a capture for replay and returns the clock that shows
-// its events at the times they were recorded.
-func openReplay(path string) (*capture.Reader, render.Clock, error) {
-	r, err := capture.Open(path)
-	if err != nil {
-		return nil, render.Clock{}, err
-	}
-	return r, render.Clock{Offset: r.Header().ClockOffset, Loc: time.Local}, nil
-}
-
 // replayNote returns the one-line note to print on stderr after a replay
 // ended (io.EOF): "" if the capture ended cleanly.
 func replayNote(path string, r *capture.Reader) string {
@@ -88,14 +78,16 @@ func replayNote(path string, r *capture.Reader) string {
 
 // describeCapture writes the capture's header to stderr: where and when it
 // was recorded, and each namespace's TIME_WAIT sysctls.
-func describeCapture(path string, r *capture.Reader, wall render.Clock) {
+func describeCapture(path string, r *capture.Reader) {
 	h := r.Header()
 	fmt.Fprintf(os.Stderr, "tcptrace: replaying %s: recorded on %s (kernel %s) by %s from %s\n",
-		path, h.Host, h.Kernel, h.Tool, wall.Wall(h.StartMono).Format(time.RFC3339))
+		path, h.Host, h.Kernel, h.Tool, replayClock(h).Time(h.StartMono).Format(time.RFC3339))
 	for _, n := range h.Netns {
 		fmt.Fprintf(os.Stderr, "tcptrace: netns %d:", n.Inode)
-		for _, k := range capture.Sysctls {
-			fmt.Fprintf(os.Stderr, " %s=%s", k, n.Sysctls[k])
+		for _, k := range ledger.SysctlNames {
+			if v, ok := n.Sysctls[k]; ok { // older captures lack the newer names
+				fmt.Fprintf(os.Stderr, " %s=%s", k, v)
+			}
 		}
 		fmt.Fprintln(os.Stderr)
 	}

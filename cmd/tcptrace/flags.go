@@ -77,6 +77,9 @@ func (f *flags) filter() (probe.Filter, events.Filter, error) {
 	kf.PID, uf.PID = f.pid, f.pid
 	kf.Comm, uf.Comm = f.comm, f.comm
 	kf.Port, uf.Port = f.port, f.port
+	if len(f.comm) > 15 {
+		return kf, uf, fmt.Errorf("--comm %q: longer than the kernel's 15-byte task names", f.comm)
+	}
 	if f.host != "" {
 		a, err := netip.ParseAddr(f.host)
 		if err != nil {
@@ -94,17 +97,40 @@ func (f *flags) filter() (probe.Filter, events.Filter, error) {
 	return kf, uf, nil
 }
 
-// containerFilter builds the --netns/--container filter.
-func (f *flags) containerFilter() (container.Filter, error) {
+// connOnly is uf without --state: the connections, every step of them.
+func connOnly(uf events.Filter) events.Filter {
+	uf.States = nil
+	return uf
+}
+
+// containerFilter builds the --netns/--container filter. Containers are
+// named from this host's cgroups: live only. A replay has the recorded
+// netns of each connection, not the recording host's cgroup tree.
+func (f *flags) containerFilter(live bool) (container.Filter, error) {
 	cf := container.Filter{Container: f.container}
 	if f.netns != "" {
 		n, err := container.ParseNetns(f.netns)
 		if err != nil {
-			return cf, err
+			return cf, flagError("--netns", err)
 		}
 		cf.Netns = n
 	}
-	return cf, cf.Check()
+	if err := cf.Check(); err != nil {
+		return cf, flagError("--container", err)
+	}
+	if !live && cf.Container != "" {
+		return cf, fmt.Errorf("--container needs the live host's cgroups; on a replay filter with --netns")
+	}
+	return cf, nil
+}
+
+// flagError puts the flag's name before a library's error about its value,
+// once: a message that starts with the name already is left as it is.
+func flagError(name string, err error) error {
+	if m := err.Error(); strings.HasPrefix(m, name+":") || strings.HasPrefix(m, name+" ") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // parseSize parses "8MiB", "4M", "65536" into bytes.
@@ -127,7 +153,7 @@ func parseSize(s string) (int, error) {
 	return n * mult, nil
 }
 
-// ringSize validates --ring-size.
+// ring validates --ring-size.
 func (f *flags) ring() (int, error) {
 	n, err := parseSize(f.ringSize)
 	if err != nil {

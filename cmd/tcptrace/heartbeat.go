@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/pipeline"
 )
 
 // heartbeat proves that events flow: every interval it makes a loopback
@@ -122,10 +123,11 @@ func (h *heartbeat) check(now time.Time) error {
 	return nil
 }
 
-// hbSource hides heartbeat transitions from the pipeline. stallAfter > 0
-// (testing) makes it stop delivering after that long, as a stuck tracer would.
+// hbSource is the kernel as a source with the heartbeat's transitions
+// hidden. stallAfter > 0 (testing) makes it stop delivering after that
+// long, as a stuck tracer would.
 type hbSource struct {
-	src        events.Source
+	*pipeline.Live
 	hb         *heartbeat
 	stallAfter time.Duration
 	start      time.Time
@@ -139,7 +141,7 @@ func (s *hbSource) Next(ev *events.Event) error {
 			<-s.stop
 			return io.EOF
 		}
-		err := s.src.Next(ev)
+		err := s.Live.Next(ev)
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				s.hb.fail(fmt.Errorf("reading events: %w", err))

@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,14 +17,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tcptrace/tcptrace/internal/capture"
-	"github.com/tcptrace/tcptrace/internal/clock"
 	"github.com/tcptrace/tcptrace/internal/container"
-	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/metrics"
-	"github.com/tcptrace/tcptrace/internal/owners"
-	"github.com/tcptrace/tcptrace/internal/probe"
-	"github.com/tcptrace/tcptrace/internal/render"
+	"github.com/tcptrace/tcptrace/internal/pipeline"
 )
 
 // serveFlags are the command line of the node agent.
@@ -84,56 +75,9 @@ collectors; with --capture-dir it records rotated captures.`,
 	return cmd
 }
 
-// agent is serve's running state, touched only by the pipeline goroutine
-// except where noted.
-type agent struct {
-	tracker *events.Tracker
-	engine  *diagnosis.Engine
-	metrics *metrics.Metrics
-	rec     *capture.Writer
-	bw      *bufio.Writer
-	start   uint64
-	lastSet time.Time     // tracker stats to metrics
-	lastRep time.Time     // diagnosis to metrics
-	lastFl  time.Time     // output and capture flushed
-	tw      *timeWaitFeed // timewait steps and the pile read at start, to the engine
-	memLim  *memLimit     // the Go runtime's soft memory limit, following the live heap
-	twErr   error         // the capture failed while the pile was fed
-}
-
-// periodic runs housekeeping between events or at idle poll ticks.
-func (a *agent) periodic() {
-	now := time.Now()
-	if now.Sub(a.lastFl) >= captureFlushEvery {
-		a.lastFl = now
-		if a.bw != nil {
-			_ = a.bw.Flush()
-		}
-		if a.rec != nil {
-			_ = a.rec.Flush()
-		}
-	}
-	if now.Sub(a.lastSet) < time.Second {
-		return
-	}
-	a.lastSet = now
-	a.memLim.adjust()
-	a.metrics.SetTracker(a.tracker.Stats())
-	if a.tw != nil {
-		if err := a.tw.feed(); err != nil && a.twErr == nil {
-			a.twErr = err
-		}
-	}
-	mono := clock.Mono()
-	a.engine.Tick(mono)
-	if now.Sub(a.lastRep) >= diagnosisEvery {
-		a.lastRep = now
-		a.metrics.SetDiagnosis(a.engine.Report(mono, time.Duration(mono-a.start), ""))
-	}
-}
-
-// diagnosisEvery is how often the metrics take the diagnosis' report: the
-// TIME_WAIT gauges follow the kernel's timewait sockets this closely.
+// diagnosisEvery is how often the metrics take the tracker's counts and
+// the diagnosis' report: the TIME_WAIT gauges follow the kernel's timewait
+// sockets this closely.
 const diagnosisEvery = time.Second
 
 // serveMemoryLimit is the floor of the Go runtime's soft memory limit for
@@ -141,17 +85,11 @@ const diagnosisEvery = time.Second
 const serveMemoryLimit = 40 << 20
 
 func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
-	memLim := newMemLimit(serveMemoryLimit)
-	oneCPU()
 	kf, uf, err := f.filter()
 	if err != nil {
 		return err
 	}
-	ring, err := f.ring()
-	if err != nil {
-		return err
-	}
-	cf, err := f.containerFilter()
+	cont, err := f.containerFilter(true)
 	if err != nil {
 		return err
 	}
@@ -160,151 +98,68 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	}
 	hl, err := net.Listen("tcp", sf.metricsAddr)
 	if err != nil {
-		return fmt.Errorf("--metrics-addr: %w", err)
+		return flagError("--metrics-addr", err)
 	}
 	defer hl.Close()
 
-	a := &agent{memLim: memLim}
-	p, err := probe.Open(probe.Options{RingSize: ring, PollInterval: f.poll, Filter: kf,
-		SkipSelfTest: !f.selfTest, OnIdle: func() {
-			if a.metrics != nil {
-				a.periodic()
-			}
-		}})
+	// The metrics take the pile at once when the start-up read is fed, not
+	// at their next refresh.
+	var refreshed uint64
+	live, memLim, err := openLive(f, kf, serveMemoryLimit, func() { refreshed = 0 })
 	if err != nil {
 		return err
 	}
-	defer p.Close()
-	a.start = clock.Mono()
-	procs := owners.New("/proc")
-	seeds := procs.Listeners()
-	for _, l := range seeds {
-		_ = p.SeedListener(l.Netns, l.Port, l.Family, l.Owner)
-	}
-	// Loading parsed the kernel's BTF (tens of MiB, garbage now): give it
-	// back to the system rather than carry it as resident memory.
-	debug.FreeOSMemory()
-	if err := dropCapabilities(keepAfterAttach...); err != nil {
-		fmt.Fprintf(os.Stderr, "tcptrace: %v\n", err)
-	}
-
+	defer live.Close()
 	hb, err := newHeartbeat(sf.heartbeat, sf.healthTimeout)
 	if err != nil {
 		return err
 	}
-	resolver := container.New(container.Options{CgroupRoot: sf.cgroupRoot})
-	wall := render.LiveClock()
 	hb.seen.Store(time.Now().UnixNano()) // the start-up self-test passed
-	a.engine = diagnosis.New(diag.options())
-	pile := startPile("/proc", events.Filter{Port: kf.Port, Host: kf.Host})
-	defer pile.Close()
-	a.engine.SetNetnsHook(pile.Watch)
-	a.metrics = metrics.New(metrics.Options{TopK: sf.topK, Kernel: p, MaxTracked: f.maxConns, Version: version,
+	resolver := container.New(container.Options{CgroupRoot: sf.cgroupRoot})
+	wall := liveClock()
+	m := metrics.New(metrics.Options{TopK: sf.topK, Kernel: live.Probe(), MaxTracked: f.maxConns, Version: version,
 		Container: func(c *events.Conn) string { return resolver.Conn(c).Label() },
 		Extra:     healthMetrics(hb)})
-	connOnly := events.Filter{PID: uf.PID, Comm: uf.Comm, Port: uf.Port, Host: uf.Host}
-	sinks := events.Tee{
-		// First: it sets the error of port-less failed connects for the others.
-		&events.Filtered{Filter: connOnly, Sink: a.engine},
-		&events.Filtered{Filter: connOnly, Sink: a.metrics},
-	}
+	cfg := pipeline.Config{Filter: uf, Containers: cont, Resolver: resolver, MaxConns: f.maxConns, Diagnosis: diag.options(),
+		Sinks: []events.Sink{&events.Filtered{Filter: connOnly(uf), Sink: m}}}
 	if f.json {
-		a.bw = bufio.NewWriterSize(&errWriter{w: os.Stdout}, 64<<10)
-		js := render.NewJSON(a.bw, wall)
-		js.Extra = func(b []byte, c *events.Conn) []byte { return container.AppendJSON(b, resolver.Conn(c)) }
-		sinks = append(sinks, &events.Filtered{Filter: uf, Sink: js})
-	}
-	var sink events.Sink = sinks
-	if cf.Active() {
-		sink = &container.Filtered{Filter: cf, Resolver: resolver, Sink: sinks}
-	}
-	a.tracker = events.NewTracker(sink, procs, f.maxConns)
-	a.tracker.SetTimeWaitEvents(p.TimeWaitEvents())
-	a.tw = &timeWaitFeed{pile: pile, tracker: a.tracker, engine: a.engine, filter: connOnly,
-		onRead: func() {
-			pile.describe(os.Stderr)
-			a.lastRep = time.Time{} // the pile in the metrics now, not at the next report
-		}}
-	for _, l := range seeds {
-		a.tracker.AddListener(l.Netns, l.Port, l.Owner)
+		cfg.Out = pipeline.NewOutput(os.Stdout, 64<<10)
+		cfg.Sinks = append(cfg.Sinks, &events.Filtered{Filter: uf, Sink: newJSONView(cfg.Out, wall, resolver)})
 	}
 	if sf.captureDir != "" {
-		if a.rec, err = serveRecorder(sf, wall, a.start, p.TimeWaitEvents()); err != nil {
+		if cfg.Record, err = serveRecorder(sf, wall.Offset, live.Start(), live.Probe().TimeWaitEvents()); err != nil {
 			return err
 		}
-		defer a.rec.Close()
-		a.tw.write = a.rec.Write
 	}
+	stopped := make(chan struct{})
+	src := &hbSource{Live: live, hb: hb, stallAfter: sf.stallAfter, start: time.Now(), stop: stopped}
+	p := pipeline.New(src, cfg)
+	p.Every(0, func(now uint64) {
+		memLim.adjust()
+		if refreshed == 0 || now-refreshed >= uint64(diagnosisEvery) {
+			refreshed = now
+			m.SetTracker(p.Stats())
+			m.SetDiagnosis(p.ReportAt(now))
+		}
+	})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := &http.Server{Handler: serveMux(a.metrics, hb), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: serveMux(m, hb), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(hl) }()
 	defer srv.Close()
 	go hb.run(ctx)
-
-	stopped := make(chan struct{})
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	var timer <-chan time.Time
-	if f.duration > 0 {
-		timer = time.After(f.duration)
-	}
-	go func() {
-		select {
-		case <-sig:
-		case <-ctx.Done():
-		case <-timer:
-		}
+	unwatch := stopOn(ctx, f.duration, func() {
 		close(stopped)
-		_ = p.Stop()
-	}()
+		live.Stop()
+	})
+	defer unwatch()
 	fmt.Fprintf(os.Stderr, "tcptrace: serving metrics on http://%s/metrics (health: /healthz)\n", hl.Addr())
 	fmt.Fprintf(os.Stderr, "tcptrace: tracing TCP state changes (ring %s, poll %v) as a node agent; SIGTERM to stop\n", f.ringSize, f.poll)
-	fmt.Fprintf(os.Stderr, "tcptrace: TIME_WAIT: %s\n", p.TimeWaitMethod())
+	fmt.Fprintf(os.Stderr, "tcptrace: TIME_WAIT: %s\n", live.Probe().TimeWaitMethod())
 
-	src := &hbSource{src: p, hb: hb, stallAfter: sf.stallAfter, start: time.Now(), stop: stopped}
-	var ev events.Event
-	var runErr error
-	for {
-		err := src.Next(&ev)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			runErr = err
-			break
-		}
-		a.tracker.Observe(&ev)
-		a.tw.observe(&ev)
-		if a.twErr != nil {
-			runErr = fmt.Errorf("writing capture: %w", a.twErr)
-			break
-		}
-		if a.rec != nil {
-			if err := a.rec.Write(&ev); err != nil {
-				runErr = fmt.Errorf("writing capture: %w", err)
-				break
-			}
-		}
-		if p.Buffered() == 0 {
-			a.periodic()
-		}
-	}
+	runErr := p.Run()
 	hb.fail(errors.New("tracing stopped"))
-	if a.bw != nil {
-		_ = a.bw.Flush()
-	}
-	if a.rec != nil {
-		if lost, err := p.Losses(); err == nil {
-			a.rec.SetLosses(lost)
-		}
-		a.rec.SetEnd(clock.Mono())
-		if err := a.rec.Close(); err != nil && runErr == nil {
-			runErr = fmt.Errorf("closing capture: %w", err)
-		}
-	}
 	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer scancel()
 	_ = srv.Shutdown(sctx)
@@ -344,7 +199,7 @@ func healthMetrics(hb *heartbeat) func(ch chan<- prometheus.Metric) {
 
 // serveRecorder creates DIR/tcptrace-<start>.tcpt, rotated by size and
 // count, after pruning earlier runs' files to --capture-count.
-func serveRecorder(sf *serveFlags, wall render.Clock, start uint64, twEvents bool) (*capture.Writer, error) {
+func serveRecorder(sf *serveFlags, offset int64, start uint64, twEvents bool) (*capture.Writer, error) {
 	size, err := parseSize(sf.captureSize)
 	if err != nil {
 		return nil, fmt.Errorf("--capture-size: %w", err)
@@ -358,7 +213,7 @@ func serveRecorder(sf *serveFlags, wall render.Clock, start uint64, twEvents boo
 	pruneCaptures(sf.captureDir, sf.captureCount)
 	name := filepath.Join(sf.captureDir, "tcptrace-"+time.Now().UTC().Format("20060102T150405Z")+".tcpt")
 	w, err := capture.Create(name, capture.Options{RotateSize: int64(size), RotateCount: sf.captureCount,
-		Overwrite: true, Tool: "tcptrace " + version, ClockOffset: wall.Offset, StartMono: start, TimeWaitEvents: twEvents})
+		Overwrite: true, Tool: "tcptrace " + version, ClockOffset: offset, StartMono: start, TimeWaitEvents: twEvents})
 	if err != nil {
 		return nil, fmt.Errorf("--capture-dir: %w", err)
 	}

@@ -24,8 +24,8 @@ import (
 )
 
 // dockerFlags are the documented flags of the agent under docker (see
-// README.md, "Fleet"). Docker before 23 does not know the names BPF and
-// PERFMON: SYS_ADMIN covers both.
+// docs/deploy.md, "Docker, on one host"). Docker before 23 does not know the
+// names BPF and PERFMON: SYS_ADMIN covers both.
 var dockerFlags = []string{"--network", "host", "--pid", "host", "--cgroupns", "host", "--read-only",
 	"--cap-add", "SYS_ADMIN", "--cap-add", "SYS_PTRACE", "-v", "/sys/kernel/btf:/sys/kernel/btf:ro"}
 

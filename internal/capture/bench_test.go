@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/events/eventstest"
 )
 
 // churnStream repeats the recorded churn fixture n times, each copy with its
 // cookies and inodes shifted and its times moved past the previous copy's.
 func churnStream(b testing.TB, n int) []events.Event {
-	base, err := events.LoadJSONL("../events/testdata/churn.jsonl")
+	base, err := eventstest.LoadJSONL("../events/testdata/churn.jsonl")
 	if err != nil {
 		b.Fatal(err)
 	}

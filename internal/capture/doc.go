@@ -18,9 +18,11 @@
 // (wall ns − CLOCK_MONOTONIC ns, so replays print recorded times), start
 // (monotonic and wall), rotation sequence, the recorder's netns, whether
 // the source reported timewait sockets (events.KindTimeWait). 'N' is
-// JSON: a network namespace's TIME_WAIT sysctls (ip_local_port_range,
-// tcp_tw_reuse, tcp_timestamps, tcp_max_tw_buckets, tcp_fin_timeout;
-// "unknown" if unreadable), written before the first event in it. 'T' is
+// JSON: a network namespace's TIME_WAIT sysctls as the live diagnosis
+// reads them (ledger.SysctlNames through ledger.ReadSysctls; every one
+// "unknown" if the namespace was unreadable; files written before
+// tcp_tw_reuse_delay was recorded lack it), written before the first event
+// in it. 'T' is
 // JSON: end time, event count, final loss counters; it is written, then the
 // file is synced, on a clean close.
 //

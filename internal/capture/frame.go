@@ -51,17 +51,17 @@ type Header struct {
 	Netns          []*Netns  `json:"-"`                         // sysctls of each namespace met so far (from netns records)
 }
 
-// Sysctls that decide TIME_WAIT behaviour, recorded per network namespace.
-var Sysctls = []string{"ip_local_port_range", "tcp_tw_reuse", "tcp_timestamps", "tcp_max_tw_buckets", "tcp_fin_timeout"}
-
-// Unknown is the value of a sysctl that could not be read.
+// Unknown is the value of every sysctl of a namespace that could not be read.
 const Unknown = "unknown"
 
-// Netns holds a network namespace's TIME_WAIT sysctls.
+// Netns holds a network namespace's TIME_WAIT sysctls: ledger.SysctlNames
+// as ledger.ReadSysctls read them for the live diagnosis. Captures written
+// before tcp_tw_reuse_delay was recorded lack it, as do those of kernels
+// without it; diagnosis.ParseSysctls takes the kernel's default then.
 type Netns struct {
 	Inode   uint32            `json:"netns"`   // namespace inode (Event.Netns)
-	Via     string            `json:"via"`     // how they were read: "host", "setns pid N", or "" if not at all
-	Sysctls map[string]string `json:"sysctls"` // net.ipv4.<name> → value, Unknown if unreadable
+	Via     string            `json:"via"`     // how they were read: "host", "setns pid N", "setns PATH", or "" if not at all
+	Sysctls map[string]string `json:"sysctls"` // net.ipv4.<name> → value, every one Unknown if the namespace was unreadable
 }
 
 // Trailer ends a cleanly closed capture file.

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/events/eventstest"
 )
 
 // samplePath is the capture shipped for the README's first example,
@@ -22,7 +23,7 @@ func TestSample(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	var c events.Collector
+	var c eventstest.Collector
 	tr := events.NewTracker(&c, nil, 0)
 	var ev events.Event
 	for {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/events/eventstest"
 )
 
 // fixtures returns every recorded kernel sequence, by file name.
@@ -20,7 +21,7 @@ func fixtures(t testing.TB) map[string][]events.Event {
 	}
 	m := map[string][]events.Event{}
 	for _, p := range paths {
-		evs, err := events.LoadJSONL(p)
+		evs, err := eventstest.LoadJSONL(p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/events/eventstest"
 )
 
 // timeWaitEvents returns a fixture's events with the timewait steps the
@@ -126,7 +127,7 @@ func TestRoundTripTimeWaitOdd(t *testing.T) {
 // TestReadVersion1 reads a capture written by the version 1 writer (before
 // the timewait fields): the same events as when it was written.
 func TestReadVersion1(t *testing.T) {
-	want, err := events.LoadJSONL("testdata/v1.jsonl")
+	want, err := eventstest.LoadJSONL("testdata/v1.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}

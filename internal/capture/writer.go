@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tcptrace/tcptrace/internal/clock"
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/ledger"
 )
 
 // Defaults for Options.
@@ -33,7 +35,7 @@ type Options struct {
 	ClockOffset int64  // wall-clock ns minus CLOCK_MONOTONIC ns; measured now if 0
 	StartMono   uint64 // CLOCK_MONOTONIC ns the recording started; now if 0
 	BlockSize   int    // DefaultBlockSize if 0
-	Proc        string // proc filesystem to read sysctls from; "/proc" if ""
+	Proc        string // proc filesystem to find namespaces in; "/proc" if ""
 	// TimeWaitEvents: the source reports timewait sockets
 	// (events.KindTimeWait); recorded in the header for replays.
 	TimeWaitEvents bool
@@ -127,7 +129,7 @@ func newWriter(opts Options) *Writer {
 	if unix.Uname(&u) == nil {
 		w.hdr.Kernel = unix.ByteSliceToString(u.Release[:])
 	}
-	w.hdr.HostNetns, _ = NetnsInode(opts.Proc, "self")
+	w.hdr.HostNetns = ledger.NetnsInode(filepath.Join(opts.Proc, "self", "ns", "net"))
 	return w
 }
 

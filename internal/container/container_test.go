@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/events/eventstest"
 )
 
 const (
@@ -230,7 +231,7 @@ func TestFilterAndJSON(t *testing.T) {
 func TestFiltered(t *testing.T) {
 	_, o := fakeHost(t)
 	r := New(o)
-	var col events.Collector
+	var col eventstest.Collector
 	f := &Filtered{Filter: Filter{Container: id1[:8]}, Resolver: r, Sink: &col}
 	in := &events.Conn{CgroupID: inodeOf(t, filepath.Join(o.CgroupRoot, "system.slice/docker-"+id1+".scope"))}
 	out := &events.Conn{CgroupID: inodeOf(t, filepath.Join(o.CgroupRoot, "system.slice/ssh.service"))}

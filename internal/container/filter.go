@@ -1,12 +1,12 @@
 package container
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/render/jsonstr"
 )
 
 // Filter selects connections by network namespace and container. Zero
@@ -16,13 +16,13 @@ type Filter struct {
 	Container string // a container ID or prefix of at least 4 digits, a pod name, "namespace/pod", or "host" (in no container)
 }
 
-// ParseNetns parses --netns: an inode number, or "net:[inode]" as
-// readlink /proc/<pid>/ns/net prints it.
+// ParseNetns parses a network namespace: an inode number, or "net:[inode]"
+// as readlink /proc/<pid>/ns/net prints it.
 func ParseNetns(s string) (uint32, error) {
 	t := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(s), "net:["), "]")
 	n, err := strconv.ParseUint(t, 10, 32)
 	if err != nil || n == 0 {
-		return 0, fmt.Errorf("--netns %q: want a namespace inode such as 4026531840 or net:[4026531840]", s)
+		return 0, fmt.Errorf("want a namespace inode such as 4026531840 or net:[4026531840], got %q", s)
 	}
 	return uint32(n), nil
 }
@@ -31,7 +31,7 @@ func ParseNetns(s string) (uint32, error) {
 func (f Filter) Check() error {
 	c := f.Container
 	if c != "" && c != "host" && isHex(c) && len(c) < 4 {
-		return fmt.Errorf("--container %q: give at least 4 digits of the ID", c)
+		return fmt.Errorf("give at least 4 digits of the container ID, got %q", c)
 	}
 	return nil
 }
@@ -108,33 +108,13 @@ func AppendJSON(b []byte, i Info) []byte {
 	return appendField(b, "pod_namespace", i.PodNamespace)
 }
 
+// appendField appends the member key with the string v, unless v is "".
 func appendField(b []byte, key, v string) []byte {
 	if v == "" {
 		return b
 	}
-	b = append(b, ',', '"')
-	b = append(b, key...)
-	b = append(b, '"', ':')
-	if plain(v) {
-		b = append(b, '"')
-		b = append(b, v...)
-		return append(b, '"')
-	}
-	q, err := json.Marshal(v)
-	if err != nil {
-		return append(b, `""`...)
-	}
-	return append(b, q...)
-}
-
-// plain reports whether json.Marshal would quote s unchanged.
-func plain(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
+	b = append(append(append(b, ',', '"'), key...), '"', ':')
+	return jsonstr.Append(b, v)
 }
 
 // isHex reports whether s is all lowercase hex digits.

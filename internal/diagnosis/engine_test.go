@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/events/eventstest"
 )
 
 // collect is a Reporter that keeps what it is given.
@@ -22,7 +23,7 @@ func (c *collect) TimeWait(s *TimeWaitStep) { c.steps = append(c.steps, *s) }
 // cookies: connect-per-request toward one destination.
 func replayChurn(t *testing.T, e *Engine, rounds int, period uint64) {
 	t.Helper()
-	evs, err := events.LoadJSONL("../events/testdata/churn.jsonl")
+	evs, err := eventstest.LoadJSONL("../events/testdata/churn.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,52 +16,53 @@ func TestPredict(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		in    Inputs
+		exp   []time.Duration // the held sockets' timers (nil: spread evenly)
 		never bool
 		eta   time.Duration
 		left  int
 		reuse bool
 	}{
 		// 64 ports, 16 held (fresh), 10/s: (64-16)/10 = 4.8 s.
-		{"reuse off", Inputs{Sysctls: sys(40000, 40063, 0, 1, 0), Held: 16, Expiries: fill(16, 59*time.Second), Rate: 10},
+		{"reuse off", Inputs{Sysctls: sys(40000, 40063, 0, 1, 0), Held: 16, Rate: 10}, fill(16, 59*time.Second),
 			false, secs(4.8), 48, false},
 		// Already full: failing now.
-		{"exhausted", Inputs{Sysctls: sys(40000, 40063, 0, 1, 0), Held: 64, Rate: 10}, false, 0, 0, false},
+		{"exhausted", Inputs{Sysctls: sys(40000, 40063, 0, 1, 0), Held: 64, Rate: 10}, nil, false, 0, 0, false},
 		// 1/s holds at most 60 of 64 ports: never.
-		{"steady below range", Inputs{Sysctls: sys(40000, 40063, 0, 1, 0), Held: 0, Rate: 1}, true, 0, 64, false},
+		{"steady below range", Inputs{Sysctls: sys(40000, 40063, 0, 1, 0), Held: 0, Rate: 1}, nil, true, 0, 64, false},
 		// tw_reuse=1 with timestamps: a port is free again after 1 s; 10/s never fills 64.
 		// (60 spread over 60 s: the newest, under 1 s old, still blocks its port.)
-		{"reuse on", Inputs{Sysctls: sys(40000, 40063, 1, 1, 0), Held: 60, Rate: 10}, true, 0, 63, true},
+		{"reuse on", Inputs{Sysctls: sys(40000, 40063, 1, 1, 0), Held: 60, Rate: 10}, nil, true, 0, 63, true},
 		// ... but 100/s does: 64 ports in 0.64 s (held ones older than 1 s are free).
-		{"reuse on, faster than the delay", Inputs{Sysctls: sys(40000, 40063, 1, 1, 0), Held: 60, Rate: 100},
+		{"reuse on, faster than the delay", Inputs{Sysctls: sys(40000, 40063, 1, 1, 0), Held: 60, Rate: 100}, nil,
 			false, secs(0.63), 63, true},
 		// tw_reuse=1 without timestamps: no reuse.
-		{"timestamps off", Inputs{Sysctls: sys(40000, 40063, 1, 0, 0), Held: 16, Expiries: fill(16, 59*time.Second), Rate: 10},
+		{"timestamps off", Inputs{Sysctls: sys(40000, 40063, 1, 0, 0), Held: 16, Rate: 10}, fill(16, 59*time.Second),
 			false, secs(4.8), 48, false},
 		// tw_reuse=2: loopback only.
-		{"reuse loopback, remote dest", Inputs{Sysctls: sys(40000, 40063, 2, 1, 0), Held: 16, Expiries: fill(16, 59*time.Second), Rate: 10},
+		{"reuse loopback, remote dest", Inputs{Sysctls: sys(40000, 40063, 2, 1, 0), Held: 16, Rate: 10}, fill(16, 59*time.Second),
 			false, secs(4.8), 48, false},
-		{"reuse loopback, loopback dest", Inputs{Sysctls: sys(40000, 40063, 2, 1, 0), Loopback: true, Held: 16, Rate: 10},
+		{"reuse loopback, loopback dest", Inputs{Sysctls: sys(40000, 40063, 2, 1, 0), Loopback: true, Held: 16, Rate: 10}, nil,
 			true, 0, 63, true},
 		// Other sockets toward the destination take ports: (64-24-16)/10.
-		{"in use", Inputs{Sysctls: sys(40000, 40063, 0, 1, 0), Held: 16, Expiries: fill(16, 59*time.Second), InUse: 24, Rate: 10},
+		{"in use", Inputs{Sysctls: sys(40000, 40063, 0, 1, 0), Held: 16, InUse: 24, Rate: 10}, fill(16, 59*time.Second),
 			false, secs(2.4), 24, false},
 		// The held ones expire (at 0.2 s, 56+2 < 64) before the new ones
 		// fill the range: then 0 + 10/s → 6.4 s.
-		{"held expire first", Inputs{Sysctls: sys(40000, 40063, 0, 1, 0), Held: 56, Expiries: fill(56, secs(0.2)), Rate: 10},
+		{"held expire first", Inputs{Sysctls: sys(40000, 40063, 0, 1, 0), Held: 56, Rate: 10}, fill(56, secs(0.2)),
 			false, secs(6.4), 8, false},
 		// They would expire at 1 s, but 60 + 10/s fills 64 at 0.4 s.
-		{"held expire too late", Inputs{Sysctls: sys(40000, 40063, 0, 1, 0), Held: 60, Expiries: fill(60, time.Second), Rate: 10},
+		{"held expire too late", Inputs{Sysctls: sys(40000, 40063, 0, 1, 0), Held: 60, Rate: 10}, fill(60, time.Second),
 			false, secs(0.4), 4, false},
 		// tcp_max_tw_buckets 50 < 64 ports: the kernel stops making TIME_WAIT first.
-		{"max tw buckets", Inputs{Sysctls: sys(40000, 40063, 0, 1, 50), Held: 16, Rate: 10, NetnsTW: 16}, true, 0, 48, false},
+		{"max tw buckets", Inputs{Sysctls: sys(40000, 40063, 0, 1, 50), Held: 16, Rate: 10, NetnsTW: 16}, nil, true, 0, 48, false},
 		// Several destinations share the namespace's cap: 40 elsewhere leave 90-40 = 50 < 64.
-		{"max tw buckets shared", Inputs{Sysctls: sys(40000, 40063, 0, 1, 90), Held: 16, Rate: 10, NetnsTW: 56}, true, 0, 48, false},
+		{"max tw buckets shared", Inputs{Sysctls: sys(40000, 40063, 0, 1, 90), Held: 16, Rate: 10, NetnsTW: 56}, nil, true, 0, 48, false},
 		// ... while with 20 elsewhere, 70 ≥ 64: the range can run out.
-		{"max tw buckets roomy", Inputs{Sysctls: sys(40000, 40063, 0, 1, 90), Held: 16, Expiries: fill(16, 59*time.Second), Rate: 10, NetnsTW: 36},
+		{"max tw buckets roomy", Inputs{Sysctls: sys(40000, 40063, 0, 1, 90), Held: 16, Rate: 10, NetnsTW: 36}, fill(16, 59*time.Second),
 			false, secs(4.8), 48, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := Predict(tc.in)
+			f := predict(tc.in, tc.exp)
 			if f.Never != tc.never || (!tc.never && absDiff(f.ETA, tc.eta) > time.Millisecond) || f.Left != tc.left || f.Reuse != tc.reuse {
 				t.Errorf("got never=%v eta=%v left=%d reuse=%v; want never=%v eta=%v left=%d reuse=%v (%+v)",
 					f.Never, f.ETA, f.Left, f.Reuse, tc.never, tc.eta, tc.left, tc.reuse, f)
@@ -74,8 +75,8 @@ func TestPredict(t *testing.T) {
 // (connect() picks a port per 4-tuple), so each is forecast on its own pile.
 func TestSharedRange(t *testing.T) {
 	s := sys(40000, 40063, 0, 1, 0)
-	a := Predict(Inputs{Sysctls: s, Held: 60, Expiries: fill(60, 59*time.Second), Rate: 10})
-	b := Predict(Inputs{Sysctls: s, Held: 4, Expiries: fill(4, 59*time.Second), Rate: 10})
+	a := predict(Inputs{Sysctls: s, Held: 60, Rate: 10}, fill(60, 59*time.Second))
+	b := predict(Inputs{Sysctls: s, Held: 4, Rate: 10}, fill(4, 59*time.Second))
 	if a.ETA != secs(0.4) || b.ETA != secs(6) || a.Ports != 64 || b.Ports != 64 {
 		t.Errorf("a %+v, b %+v", a, b)
 	}

@@ -41,9 +41,9 @@ func (tm *timers) count(off time.Duration) int {
 	return n
 }
 
-// forecast returns the forecast's inputs for d at now (Expiries left nil,
-// Held their count) and what Predict makes of them, working on the timers
-// as runs per second, not one per timewait socket. With timewait events
+// forecast returns the forecast's inputs for d at now (Held the count of
+// the timers) and the forecast from them, working on the timers as runs
+// per second, not one per timewait socket. With timewait events
 // the held sockets and their timers are the table's; without, the traced
 // handovers of the last minute, each assumed to last TimeWaitLen.
 func (e *Engine) forecast(d *destState, s Sysctls, now uint64) (Inputs, Forecast) {
@@ -69,7 +69,10 @@ func (e *Engine) forecast(d *destState, s Sysctls, now uint64) (Inputs, Forecast
 	return in, predictTimers(in, &tm)
 }
 
-// predictTimers is Predict(in) for in.Expiries the timers tm.
+// predictTimers forecasts from in with the held sockets' timers tm: when
+// the ports blocked, the held ones still blocking plus rate·min(t, hold) new
+// ones, first reach the usable ports (tests check it against predict, a
+// reference over the timers one by one).
 func predictTimers(in Inputs, tm *timers) Forecast {
 	s := in.Sysctls
 	f := Forecast{Ports: s.Ports(), Hold: TimeWaitLen, Steady: in.Rate * TimeWaitLen.Seconds()}

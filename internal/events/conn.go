@@ -2,6 +2,7 @@ package events
 
 import (
 	"net/netip"
+	"strconv"
 	"syscall"
 )
 
@@ -18,8 +19,8 @@ const (
 
 var roleNames = [...]string{"unknown", "client", "server", "listener"}
 
-// String returns the role's lowercase name.
-func (r Role) String() string { return roleNames[r] }
+// String returns the role's lowercase name, "role<n>" for an unknown one.
+func (r Role) String() string { return enumName(roleNames[:], int(r), "role") }
 
 // Closer says which side sent the first FIN.
 type Closer uint8
@@ -34,8 +35,8 @@ const (
 
 var closerNames = [...]string{"none", "local", "peer", "simultaneous"}
 
-// String returns the closer's lowercase name.
-func (c Closer) String() string { return closerNames[c] }
+// String returns the closer's lowercase name, "closer<n>" for an unknown one.
+func (c Closer) String() string { return enumName(closerNames[:], int(c), "closer") }
 
 // End is how a connection ended.
 type End uint8
@@ -54,8 +55,8 @@ const (
 
 var endNames = [...]string{"open", "graceful", "reset", "refused", "failed", "timeout", "aborted", "closed"}
 
-// String returns the end kind's lowercase name.
-func (e End) String() string { return endNames[e] }
+// String returns the end kind's lowercase name, "end<n>" for an unknown one.
+func (e End) String() string { return enumName(endNames[:], int(e), "end") }
 
 // Side names the end of a connection that did something.
 type Side uint8
@@ -69,8 +70,8 @@ const (
 
 var sideNames = [...]string{"", "local", "peer"}
 
-// String returns "local", "peer" or "".
-func (s Side) String() string { return sideNames[s] }
+// String returns "local", "peer" or "" ("side<n>" for an unknown one).
+func (s Side) String() string { return enumName(sideNames[:], int(s), "side") }
 
 // OwnerSource says how an owner was learned.
 type OwnerSource uint8
@@ -85,8 +86,17 @@ const (
 
 var ownerSourceNames = [...]string{"unknown", "syscall", "listener", "proc"}
 
-// String returns the source's lowercase name.
-func (o OwnerSource) String() string { return ownerSourceNames[o] }
+// String returns the source's lowercase name, "source<n>" for an unknown one.
+func (o OwnerSource) String() string { return enumName(ownerSourceNames[:], int(o), "source") }
+
+// enumName returns names[i], or prefix and i for a value past the names
+// (from a damaged capture or a newer kernel), so that no String panics.
+func enumName(names []string, i int, prefix string) string {
+	if i < len(names) {
+		return names[i]
+	}
+	return prefix + strconv.Itoa(i)
+}
 
 // Owner is the process that owns a socket.
 type Owner struct {
@@ -135,6 +145,15 @@ type Conn struct {
 
 // Duration returns the time from the first to the latest transition in ns.
 func (c *Conn) Duration() uint64 { return c.Last - c.Start }
+
+// Copy returns a copy of c that outlives the Sink call it was passed to:
+// its own Spans, detached from the tracker's table.
+func (c *Conn) Copy() Conn {
+	cp := *c
+	cp.Spans = append([]Span(nil), c.Spans...)
+	cp.prev, cp.next = nil, nil
+	return cp
+}
 
 // Transition is one step of a connection, handed to views.
 type Transition struct {

@@ -4,6 +4,7 @@ package events
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 )
 
@@ -35,12 +36,23 @@ var stateNames = [...]string{
 	NewSynRecv: "NEW_SYN_RECV",
 }
 
-// String returns the state's name as tcp_states.h spells it (without TCP_).
+// String returns the state's name as tcp_states.h spells it (without TCP_),
+// "STATE_<n>" for a number it does not define.
 func (s State) String() string {
-	if int(s) < len(stateNames) {
-		return stateNames[s]
+	return enumName(stateNames[:], int(s), "STATE_")
+}
+
+// MarshalText returns the state's name.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText parses a state name.
+func (s *State) UnmarshalText(b []byte) error {
+	st, ok := ParseState(string(b))
+	if !ok {
+		return fmt.Errorf("unknown TCP state %q", b)
 	}
-	return "STATE_" + string(rune('0'+s/10)) + string(rune('0'+s%10))
+	*s = st
+	return nil
 }
 
 // ParseState parses a state name as String prints it (case-insensitive, an
@@ -116,12 +128,10 @@ const (
 
 var twOpNames = [...]string{"", "start", "move", "expire", "kill", "reuse", "found"}
 
-// String returns the step's lowercase name ("" for TwNone).
+// String returns the step's lowercase name ("" for TwNone, "op_<n>" for an
+// unknown one).
 func (o TwOp) String() string {
-	if int(o) < len(twOpNames) {
-		return twOpNames[o]
-	}
-	return "op_" + string(rune('0'+o/10)) + string(rune('0'+o%10))
+	return enumName(twOpNames[:], int(o), "op_")
 }
 
 // Ends reports whether the step ends the timewait socket.
@@ -137,6 +147,12 @@ func (c Comm) String() string {
 	}
 	return string(c[:])
 }
+
+// MarshalText returns the comm as text.
+func (c Comm) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText sets the comm from text.
+func (c *Comm) UnmarshalText(b []byte) error { *c = MakeComm(string(b)); return nil }
 
 // MakeComm builds a Comm from a string, truncated to 15 bytes as the kernel does.
 func MakeComm(s string) Comm {

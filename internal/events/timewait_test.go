@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/events/eventstest"
 )
 
 // twStart is the timewait socket's start the kernel reports just before a
@@ -84,7 +85,7 @@ func TestTrackerTimeWaitFromKernel(t *testing.T) {
 func TestTrackerTimeWaitEventsOff(t *testing.T) {
 	evs := tkLoad(t, "client_close")
 	for _, on := range []bool{false, true} {
-		col := &events.Collector{}
+		col := &eventstest.Collector{}
 		tr := events.NewTracker(col, nil, 0)
 		tr.SetTimeWaitEvents(on)
 		for i := range evs {
@@ -108,7 +109,7 @@ func TestTrackerTimeWaitEventsOff(t *testing.T) {
 // found sockets pass untouched.
 func TestTrackerTimeWaitStamp(t *testing.T) {
 	evs := tkLoad(t, "client_close")
-	col := &events.Collector{}
+	col := &eventstest.Collector{}
 	tr := events.NewTracker(col, nil, 0)
 	var start *events.Event
 	for i := range evs {

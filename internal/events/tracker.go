@@ -1,13 +1,5 @@
 package events
 
-// Sink receives what the tracker makes of the stream. Pointers passed to it
-// are valid only during the call: a Conn is recycled after Finished returns.
-type Sink interface {
-	Transition(t *Transition)
-	Finished(c *Conn)
-	Loss(ev *Event)
-}
-
 // Resolver finds the owner of a socket the kernel could not attribute
 // (sockets that predate tracing), e.g. from /proc as ss -p does.
 type Resolver interface {

@@ -11,11 +11,12 @@ import (
 	"testing"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/events/eventstest"
 )
 
 func tkLoad(t *testing.T, name string) []events.Event {
 	t.Helper()
-	evs, err := events.LoadJSONL(filepath.Join("testdata", name+".jsonl"))
+	evs, err := eventstest.LoadJSONL(filepath.Join("testdata", name+".jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +50,8 @@ func tkRoles(evs []events.Event) tkSockets {
 }
 
 // tkRun feeds copies of evs to a fresh tracker bounded to max.
-func tkRun(evs []events.Event, max int) (*events.Collector, *events.Tracker) {
-	col := &events.Collector{}
+func tkRun(evs []events.Event, max int) (*eventstest.Collector, *events.Tracker) {
+	col := &eventstest.Collector{}
 	tr := events.NewTracker(col, nil, max)
 	for i := range evs {
 		ev := evs[i]
@@ -61,7 +62,7 @@ func tkRun(evs []events.Event, max int) (*events.Collector, *events.Tracker) {
 
 // tkSeq returns a socket's transitions as "Old>Shown", inferred ones marked
 // with a leading '+', and how many were inferred.
-func tkSeq(col *events.Collector, cookie uint64) ([]string, int) {
+func tkSeq(col *eventstest.Collector, cookie uint64) ([]string, int) {
 	var seq []string
 	n := 0
 	for i := range col.Transitions {
@@ -80,7 +81,7 @@ func tkSeq(col *events.Collector, cookie uint64) ([]string, int) {
 }
 
 // tkConns returns the finished connections of a cookie, in order.
-func tkConns(col *events.Collector, cookie uint64) []events.Conn {
+func tkConns(col *eventstest.Collector, cookie uint64) []events.Conn {
 	var out []events.Conn
 	for _, c := range col.Conns {
 		if c.Cookie == cookie {
@@ -90,7 +91,7 @@ func tkConns(col *events.Collector, cookie uint64) []events.Conn {
 	return out
 }
 
-func tkConn(t *testing.T, col *events.Collector, cookie uint64, what string) *events.Conn {
+func tkConn(t *testing.T, col *eventstest.Collector, cookie uint64, what string) *events.Conn {
 	t.Helper()
 	cs := tkConns(col, cookie)
 	if len(cs) != 1 {
@@ -110,7 +111,7 @@ type tkVerdict struct {
 	partial  bool
 }
 
-func tkCheck(t *testing.T, col *events.Collector, cookie uint64, what string, w tkVerdict) *events.Conn {
+func tkCheck(t *testing.T, col *eventstest.Collector, cookie uint64, what string, w tkVerdict) *events.Conn {
 	t.Helper()
 	seq, inferred := tkSeq(col, cookie)
 	if got := strings.Join(seq, " "); got != w.seq {
@@ -409,7 +410,7 @@ func TestTrackerPartial(t *testing.T) {
 	})
 }
 
-func tkFirst(col *events.Collector, cookie uint64) *events.Transition {
+func tkFirst(col *eventstest.Collector, cookie uint64) *events.Transition {
 	for i := range col.Transitions {
 		if col.Transitions[i].Conn.Cookie == cookie {
 			return &col.Transitions[i]
@@ -439,7 +440,7 @@ func TestTrackerBound(t *testing.T) {
 	})
 	t.Run("churn", func(t *testing.T) {
 		evs := tkLoad(t, "churn")
-		col := &events.Collector{}
+		col := &eventstest.Collector{}
 		tr := events.NewTracker(col, nil, 2)
 		for i := range evs {
 			ev := evs[i]

@@ -1,7 +1,9 @@
 // Package ledger reads, once, what predates tracing in the kernel's own
 // socket tables: every network namespace's timewait sockets (TIME_WAIT and
 // orphaned FIN_WAIT2), through netlink sock_diag as `ss -tan -e` does, as
-// events.TwFound events with a hint of who still talks to their destinations.
+// events.TwFound events with a hint of who still talks to their destinations,
+// and each namespace's TIME_WAIT sysctls (ReadSysctls: the one reader of
+// them, for the live diagnosis and for captures).
 package ledger
 
 import (

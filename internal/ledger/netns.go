@@ -16,7 +16,10 @@ import (
 // namedNetns is where `ip netns add` keeps its namespaces.
 const namedNetns = "/run/netns"
 
-// SysctlNames are the net.ipv4 settings read in each namespace.
+// SysctlNames are the net.ipv4 settings that decide TIME_WAIT's cost, as
+// ReadSysctls reads them in each namespace: for the live diagnosis and for
+// the namespace records of captures alike, so that a replay forecasts from
+// what the live run used.
 var SysctlNames = []string{"ip_local_port_range", "tcp_tw_reuse", "tcp_timestamps",
 	"tcp_max_tw_buckets", "tcp_fin_timeout", "tcp_tw_reuse_delay"}
 
@@ -55,6 +58,26 @@ func Namespaces(proc string) []Netns {
 	return out
 }
 
+// FindNetns returns namespace ino opened through the first of paths that
+// names it, else through any path of Namespaces(proc); false if none does.
+func FindNetns(proc string, ino uint32, paths ...string) (Netns, bool) {
+	for _, p := range paths {
+		if inode(p) == ino {
+			return Netns{Inode: ino, Path: p}, true
+		}
+	}
+	for _, ns := range Namespaces(proc) {
+		if ns.Inode == ino {
+			return ns, true
+		}
+	}
+	return Netns{}, false
+}
+
+// NetnsInode returns the inode of the network namespace file at path (as
+// events carry it in Event.Netns), 0 if unreadable.
+func NetnsInode(path string) uint32 { return inode(path) }
+
 // inode returns the inode of a namespace file, 0 if unreadable.
 func inode(path string) uint32 {
 	var st unix.Stat_t
@@ -79,7 +102,9 @@ func openNetns(ns Netns) (netns.NsHandle, error) {
 	return h, nil
 }
 
-// ReadSysctls reads SysctlNames inside the namespace.
+// ReadSysctls reads SysctlNames inside the namespace; a setting the kernel
+// lacks (tcp_tw_reuse_delay on older kernels) is left out, and
+// diagnosis.ParseSysctls takes the kernel's default for it.
 func ReadSysctls(ns Netns) (map[string]string, error) {
 	h, err := openNetns(ns)
 	if err != nil {

@@ -12,7 +12,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc("tcptrace_"+name, help, labels, nil)
 }
 
-// The exported metrics (see README.md, "Metrics", for the list and bounds).
+// The exported metrics (see docs/deploy.md, "Metrics", for the list and bounds).
 var (
 	descTransitions = desc("transitions_total", "TCP state transitions seen, by old and new state (TIME_WAIT: the kernel's CLOSE handed to a timewait socket).", "from", "to")
 	descInferred    = desc("transitions_inferred_total", "Transitions filled in from gaps (events the kernel could not deliver), included in tcptrace_transitions_total.")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/events/eventstest"
 )
 
 // values gathers the tcptrace_ metrics as "name{l=v,...}" → value.
@@ -59,7 +60,7 @@ func (k *fakeKernel) RingSize() int                  { return 1 << 20 }
 
 func load(t testing.TB, name string) []events.Event {
 	t.Helper()
-	evs, err := events.LoadJSONL(filepath.Join("..", "events", "testdata", name+".jsonl"))
+	evs, err := eventstest.LoadJSONL(filepath.Join("..", "events", "testdata", name+".jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}

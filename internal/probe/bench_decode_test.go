@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/events/eventstest"
 )
 
 // nopSink discards everything the tracker reports.
@@ -141,7 +142,7 @@ func BenchmarkDecodeTrack(b *testing.B) {
 // verdicts.
 func TestBenchRecords(t *testing.T) {
 	recs := benchRecords(100, 16)
-	var c events.Collector
+	var c eventstest.Collector
 	tr := events.NewTracker(&c, nil, 0)
 	var ev events.Event
 	for _, r := range recs {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/events/eventstest"
 	"github.com/tcptrace/tcptrace/internal/testutil"
 )
 
@@ -112,7 +113,7 @@ func checkShape(t *testing.T, s *connShape) {
 	}
 
 	// The tracker's view, fed the raw stream.
-	var col events.Collector
+	var col eventstest.Collector
 	tr := events.NewTracker(&col, nil, 0)
 	for i := range s.Events {
 		ev := s.Events[i]

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/events/eventstest"
 	"github.com/tcptrace/tcptrace/internal/testutil"
 )
 
@@ -36,7 +36,7 @@ func TestRecordFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := events.WriteJSONL(f, s.Events); err != nil {
+			if err := eventstest.WriteJSONL(f, s.Events); err != nil {
 				t.Fatal(err)
 			}
 			if err := f.Close(); err != nil {

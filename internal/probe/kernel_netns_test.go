@@ -1,69 +1,26 @@
 package probe_test
 
-// Network namespaces and raw loopback sockets for the timewait tests, which
-// change per-namespace sysctls (tcp_fin_timeout, tcp_tw_reuse, the
-// ephemeral port range) and so run their sockets in a namespace of their own.
+// Raw loopback sockets for the timewait tests, which change per-namespace
+// sysctls (tcp_fin_timeout, tcp_tw_reuse, the ephemeral port range) and so
+// run their sockets in a namespace of their own (testutil.NewNetns).
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tcptrace/tcptrace/internal/testutil"
 )
 
-// testNetns is a network namespace made with `ip netns add`, its lo up.
-type testNetns struct {
-	name string
-	fd   int
-}
-
-var netnsSeq atomic.Int32
-
-// newNetns makes a namespace, sets its sysctls ("key=value") and removes
-// it at cleanup.
-func newNetns(t testing.TB, sysctls ...string) *testNetns {
-	t.Helper()
-	name := fmt.Sprintf("tcptw%d-%d", os.Getpid(), netnsSeq.Add(1))
-	runCmd(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	runCmd(t, "ip", "-n", name, "link", "set", "lo", "up")
-	for _, s := range sysctls {
-		runCmd(t, "ip", "netns", "exec", name, "sysctl", "-q", "-w", s)
-	}
-	fd, err := unix.Open("/var/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	return &testNetns{name: name, fd: fd}
-}
-
-func runCmd(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// socket makes a TCP/IPv4 socket in the namespace (nil: the test's own),
-// from a thread that enters it and is then discarded. The socket stays in
+// socket makes a TCP/IPv4 socket in the namespace. The socket stays in
 // the namespace it was made in; any thread may use it.
-func (n *testNetns) socket(t *testing.T) int {
+func socket(t *testing.T, ns *testutil.Netns) int {
 	t.Helper()
 	var fd int
-	err := onLockedThread(func() error {
-		if n != nil {
-			if err := unix.Setns(n.fd, unix.CLONE_NEWNET); err != nil {
-				return fmt.Errorf("setns: %w", err)
-			}
-		}
+	err := ns.Do(func() error {
 		var err error
 		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		return err
@@ -97,9 +54,9 @@ func closeFd(fd int) {
 var loopback4 = [4]byte{127, 0, 0, 1}
 
 // listen4 listens on 127.0.0.1:port in the namespace.
-func (n *testNetns) listen4(t *testing.T, port int) int {
+func listen4(t *testing.T, ns *testutil.Netns, port int) int {
 	t.Helper()
-	fd := n.socket(t)
+	fd := socket(t, ns)
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: loopback4, Port: port}); err != nil {
 		t.Fatalf("bind :%d: %v", port, err)
@@ -112,9 +69,9 @@ func (n *testNetns) listen4(t *testing.T, port int) int {
 
 // connect4 connects to 127.0.0.1:port from the namespace, from local port
 // from (SO_REUSEADDR) unless 0.
-func (n *testNetns) connect4(t *testing.T, port, from int) (int, error) {
+func connect4(t *testing.T, ns *testutil.Netns, port, from int) (int, error) {
 	t.Helper()
-	fd := n.socket(t)
+	fd := socket(t, ns)
 	if from != 0 {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: loopback4, Port: from}); err != nil {
@@ -171,4 +128,15 @@ func fdPort(t *testing.T, fd int) int {
 		t.Fatal(err)
 	}
 	return sa.(*unix.SockaddrInet4).Port
+}
+
+// ssState returns the state and timer of the TCP sockets of namespace ns
+// with local port port, as ss shows them ("FIN-WAIT-2 ... timer:(timewait,...)").
+func ssState(t *testing.T, ns *testutil.Netns, port int) string {
+	t.Helper()
+	out, err := ns.Exec("ss", "-Htano", "sport", "=", fmt.Sprintf(":%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
 }

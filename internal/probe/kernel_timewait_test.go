@@ -135,14 +135,6 @@ func TestKernelTimeWaitClientClose(t *testing.T) {
 	}
 }
 
-// ssState returns the state and timer of the TCP sockets of namespace ns
-// with local port port, as ss shows them ("FIN-WAIT-2 ... timer:(timewait,...)").
-func ssState(t *testing.T, ns *testNetns, port int) string {
-	t.Helper()
-	out := runCmd(t, "ip", "netns", "exec", ns.name, "ss", "-Htano", "sport", "=", fmt.Sprintf(":%d", port))
-	return strings.TrimSpace(out)
-}
-
 // (b) An orphaned FIN_WAIT2: the server closes first, the client 1.5 s
 // later. The server's timewait socket starts in FIN_WAIT2 and moves to
 // TIME_WAIT when the client's FIN comes.
@@ -155,9 +147,9 @@ func ssState(t *testing.T, ns *testNetns, port int) string {
 func TestKernelTimeWaitOrphanFinWait2(t *testing.T) {
 	port := freeLoopbackPort(t, "tcp4")
 	r := openTimeWait(t, port)
-	ns := newNetns(t, "net.ipv4.tcp_fin_timeout=30")
-	ln := ns.listen4(t, port)
-	c, err := ns.connect4(t, port, 0)
+	ns := testutil.NewNetns(t, map[string]string{"tcp_fin_timeout": "30"})
+	ln := listen4(t, ns, port)
+	c, err := connect4(t, ns, port, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,9 +186,9 @@ func TestKernelTimeWaitOrphanFinWait2(t *testing.T) {
 func TestKernelTimeWaitExpire(t *testing.T) {
 	port := freeLoopbackPort(t, "tcp4")
 	r := openTimeWait(t, port)
-	ns := newNetns(t, "net.ipv4.tcp_fin_timeout=1")
-	ln := ns.listen4(t, port)
-	c, err := ns.connect4(t, port, 0)
+	ns := testutil.NewNetns(t, map[string]string{"tcp_fin_timeout": "1"})
+	ln := listen4(t, ns, port)
+	c, err := connect4(t, ns, port, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,12 +213,12 @@ func TestKernelTimeWaitExpire(t *testing.T) {
 func TestKernelTimeWaitReuse(t *testing.T) {
 	port := freeLoopbackPort(t, "tcp4")
 	r := openTimeWait(t, port)
-	ns := newNetns(t, "net.ipv4.ip_local_port_range=40000 40001", "net.ipv4.tcp_tw_reuse=1",
-		"net.ipv4.tcp_timestamps=1")
-	ln := ns.listen4(t, port)
+	ns := testutil.NewNetns(t, map[string]string{"ip_local_port_range": "40000 40001", "tcp_tw_reuse": "1",
+		"tcp_timestamps": "1"})
+	ln := listen4(t, ns, port)
 	olds := map[uint64]int{}
 	for i := 0; i < 2; i++ {
-		c, err := ns.connect4(t, port, 0)
+		c, err := connect4(t, ns, port, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,7 +232,7 @@ func TestKernelTimeWaitReuse(t *testing.T) {
 		r.waitFor(t, "client TwStart", hasTw(cookie, events.TwStart))
 	}
 	time.Sleep(1200 * time.Millisecond) // tcp_tw_reuse_delay
-	c, err := ns.connect4(t, port, 0)
+	c, err := connect4(t, ns, port, 0)
 	if err != nil {
 		t.Fatalf("connect past tcp_tw_reuse_delay: %v", err)
 	}
@@ -267,13 +259,13 @@ func TestKernelTimeWaitReuse(t *testing.T) {
 func TestKernelTimeWaitKillBySyn(t *testing.T) {
 	port := freeLoopbackPort(t, "tcp4")
 	r := openTimeWait(t, port)
-	ns := newNetns(t)
-	ln := ns.listen4(t, port)
+	ns := testutil.NewNetns(t, nil)
+	ln := listen4(t, ns, port)
 	from := port + 1
 	if from > 65535 {
 		from = port - 1
 	}
-	c, err := ns.connect4(t, port, from)
+	c, err := connect4(t, ns, port, from)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +276,7 @@ func TestKernelTimeWaitKillBySyn(t *testing.T) {
 	closeFd(c)
 	r.waitFor(t, "server TIME_WAIT", inTimeWait(server))
 	time.Sleep(50 * time.Millisecond) // the client's LAST_ACK->CLOSE
-	c2, err := ns.connect4(t, port, from)
+	c2, err := connect4(t, ns, port, from)
 	if err != nil {
 		t.Fatalf("reconnecting from port %d: %v", from, err)
 	}

@@ -25,6 +25,9 @@ const (
 	DefaultPollInterval = 50 * time.Millisecond
 )
 
+// MaxComm is the longest Filter.Comm: the kernel's task names are 15 bytes.
+const MaxComm = 15
+
 // Filter selects what the kernel passes to userspace. Zero fields match all.
 type Filter struct {
 	PID  uint32
@@ -146,8 +149,8 @@ func configFor(opts Options, ncpu int) (tcptraceConfig, error) {
 		// remembers it; otherwise userspace does, at no kernel cost.
 		cfg.KernelOwners = 1
 	}
-	if len(f.Comm) > 15 {
-		return cfg, fmt.Errorf("--comm %q: longer than the kernel's 15-byte task names", f.Comm)
+	if len(f.Comm) > MaxComm {
+		return cfg, fmt.Errorf("comm %q is longer than the kernel's %d-byte task names", f.Comm, MaxComm)
 	}
 	for i := 0; i < len(f.Comm); i++ {
 		cfg.Comm[i] = int8(f.Comm[i])
@@ -351,8 +354,9 @@ func (p *Probe) Close() error {
 const counterRingbufLost = 0
 
 // SeedListener tells the kernel the owner of a listening port that predates
-// tracing, so its accepted children pass the in-kernel --pid/--comm filters
-// from their first event (without those filters userspace attributes them).
+// tracing, so its accepted children pass the in-kernel owner filters
+// (Filter.PID, Filter.Comm) from their first event (without those filters
+// userspace attributes them).
 // family is the listening socket's own (AF_INET or AF_INET6).
 func (p *Probe) SeedListener(netns uint32, port, family uint16, o events.Owner) error {
 	if !p.kernelOwners {

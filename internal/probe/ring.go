@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -24,13 +25,10 @@ import (
 // tracer's resident memory, twice the ring's size. The few records that
 // run past the end of the data pages are copied out whole.
 //
-// It waits for data in epoll_pwait entered as a raw system call, which the
-// Go scheduler does not see: told of a blocking call, it would hand its one
-// P to another thread at every wait and wake its monitor thread, which then
-// polls every 20 µs for a while; under churn that cost about 10 % of the
-// tracer's CPU. Other goroutines run before each wait (Gosched) and when
-// the monitor's preemption signal interrupts one: a signal or a timer is
-// seen within a poll period.
+// It waits for data in Go's netpoller, through a duplicate of the ring's
+// fd (BPF ring buffers support poll): the goroutine parks and the other
+// goroutines run, with any GOMAXPROCS. The read deadline is the poll
+// period; stop wakes a wait by moving it to the past.
 type ring struct {
 	consPage, dataPages []byte
 	consPos, prodPos    *uintptr
@@ -40,7 +38,9 @@ type ring struct {
 	pos                 uintptr // the next record's position
 	published           uintptr // the consumer position the kernel sees
 	publishEvery        uintptr
-	epfd, stopfd        int // epoll set of the ring and stopfd, an eventfd stop writes
+	wait                *os.File           // the ring's fd, duplicated, in the netpoller
+	conn                syscall.RawConn    // wait's
+	ready               func(uintptr) bool // data or stop: the wait is over
 	stopped             atomic.Bool
 }
 
@@ -71,7 +71,7 @@ func newRing(fd, size int) (*ring, error) {
 		data: data[page:], mask: uintptr(size - 1), publishEvery: uintptr(max(size/16, ringHdrSize))}
 	r.pos = atomic.LoadUintptr(r.consPos)
 	r.published = r.pos
-	r.epfd, r.stopfd = -1, -1
+	r.ready = func(uintptr) bool { return r.available() > 0 || r.stopped.Load() }
 	if err := r.openWait(fd); err != nil {
 		r.Close()
 		return nil, err
@@ -79,20 +79,25 @@ func newRing(fd, size int) (*ring, error) {
 	return r, nil
 }
 
-// openWait makes the epoll set next waits in: the ring (BPF ring buffers
-// support poll) and an eventfd for stop.
+// openWait puts a duplicate of the ring's fd in Go's netpoller: os.NewFile
+// registers a non-blocking fd, and only a registered one takes deadlines.
+// O_NONBLOCK is the open file's, shared with the map's fd: the bpf system
+// call ignores it.
 func (r *ring) openWait(fd int) error {
-	var err error
-	if r.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
-		return fmt.Errorf("epoll for the ring buffer: %w", err)
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("duplicating the ring buffer's fd: %w", err)
 	}
-	if r.stopfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		return fmt.Errorf("eventfd for the ring buffer: %w", err)
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return fmt.Errorf("polling the ring buffer: %w", err)
 	}
-	for _, f := range []int{fd, r.stopfd} {
-		if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, f, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(f)}); err != nil {
-			return fmt.Errorf("epoll for the ring buffer: %w", err)
-		}
+	r.wait = os.NewFile(uintptr(dup), "ring buffer")
+	if err := r.wait.SetReadDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("polling the ring buffer: %w", err)
+	}
+	if r.conn, err = r.wait.SyscallConn(); err != nil {
+		return fmt.Errorf("polling the ring buffer: %w", err)
 	}
 	return nil
 }
@@ -104,6 +109,7 @@ func (r *ring) available() int { return int(atomic.LoadUintptr(r.prodPos) - r.po
 // os.ErrDeadlineExceeded when nothing came by deadline, or errStopped once
 // stop was called and the ring is drained.
 func (r *ring) next(deadline time.Time) ([]byte, error) {
+	busy := 0
 	for {
 		prod := atomic.LoadUintptr(r.prodPos)
 		if prod == r.pos {
@@ -122,7 +128,10 @@ func (r *ring) next(deadline time.Time) ([]byte, error) {
 		start := r.pos & r.mask
 		hdr := atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.data[start])))
 		if hdr&ringBusy != 0 {
-			continue // reserved, not yet committed: the program is writing it now
+			// Reserved, not yet committed: the program is writing it.
+			busy++
+			waitBusy(busy)
+			continue
 		}
 		n := uintptr(hdr &^ (ringBusy | ringDiscard))
 		total := (ringHdrSize + n + 7) &^ 7
@@ -144,6 +153,26 @@ func (r *ring) next(deadline time.Time) ([]byte, error) {
 	}
 }
 
+// busySpins is how many times in a row the reader only yields to other
+// goroutines for a record being written before it sleeps.
+const busySpins = 3
+
+// busySleep is the reader's sleep for a record still being written after
+// busySpins yields. The program commits within a microsecond unless an
+// interrupt or the hypervisor stops its CPU meanwhile; an idle Go runtime
+// sleeps at least a millisecond anyway.
+const busySleep = 50 * time.Microsecond
+
+// waitBusy waits a little for a record being written, the n-th time in a
+// row, without spinning on it.
+func waitBusy(n int) {
+	if n <= busySpins {
+		runtime.Gosched()
+		return
+	}
+	time.Sleep(busySleep)
+}
+
 // publish tells the kernel how far the reader has read, freeing the space.
 func (r *ring) publish() {
 	if r.published != r.pos {
@@ -155,42 +184,38 @@ func (r *ring) publish() {
 // park waits until the kernel writes a record (its batched wakeup), stop is
 // called, or deadline passes (os.ErrDeadlineExceeded).
 func (r *ring) park(deadline time.Time) error {
-	var ev [2]unix.EpollEvent
-	// The scheduler sees this goroutine as running all along: let the
-	// others (signals, timers, the ledger) run first.
-	runtime.Gosched()
-	for r.available() == 0 && !r.stopped.Load() {
-		ms := time.Until(deadline).Milliseconds()
-		if ms <= 0 {
-			return os.ErrDeadlineExceeded
-		}
-		// Level-triggered: returns at once while unread data is there.
-		_, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(r.epfd),
-			uintptr(unsafe.Pointer(&ev[0])), uintptr(len(ev)), uintptr(ms), 0, 0)
-		if errno == unix.EINTR {
-			runtime.Gosched() // the monitor's preemption: let the others run
-		} else if errno != 0 {
-			return fmt.Errorf("waiting for the ring buffer: %w", errno)
-		}
+	if err := r.wait.SetReadDeadline(deadline); err != nil {
+		return fmt.Errorf("waiting for the ring buffer: %w", err)
 	}
-	return nil
+	// ready runs first, then after each readiness the netpoller reports.
+	err := r.conn.Read(r.ready)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("waiting for the ring buffer: %w", err) // closed: the mapping may be gone
+	case r.ready(0):
+		return nil // data came at the deadline, or stop moved it
+	}
+	return os.ErrDeadlineExceeded
 }
 
 // stop makes next return what is left, then errStopped. It may be called
 // from another goroutine.
 func (r *ring) stop() {
 	r.stopped.Store(true)
-	var one = [8]byte{1}
-	_, _ = unix.Write(r.stopfd, one[:]) // wakes a wait in progress
+	// A deadline in the past wakes a wait in progress; one that park sets
+	// later is followed by its check of stopped.
+	if r.wait != nil {
+		_ = r.wait.SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 // Close unmaps the ring. next must not run concurrently.
 func (r *ring) Close() error {
 	var errs []error
-	for _, fd := range []int{r.epfd, r.stopfd} {
-		if fd >= 0 {
-			errs = append(errs, unix.Close(fd))
-		}
+	if r.wait != nil {
+		errs = append(errs, r.wait.Close())
 	}
 	errs = append(errs, unix.Munmap(r.dataPages), unix.Munmap(r.consPage))
 	return errors.Join(errs...)

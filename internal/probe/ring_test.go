@@ -1,9 +1,21 @@
 package probe
 
 import (
+	"context"
 	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tcptrace/tcptrace/internal/events"
 )
 
 // fakeRing is a ring over ordinary memory.
@@ -16,7 +28,7 @@ type fakeRing struct {
 func newFakeRing(size int) *fakeRing {
 	f := &fakeRing{size: size}
 	f.r = ring{consPos: &f.cons, prodPos: &f.prod, data: make([]byte, size),
-		mask: uintptr(size - 1), publishEvery: uintptr(size / 4), epfd: -1, stopfd: -1}
+		mask: uintptr(size - 1), publishEvery: uintptr(size / 4)}
 	return f
 }
 
@@ -128,5 +140,156 @@ func TestRingRecordAcrossEnd(t *testing.T) {
 	}
 	if len(f.r.wrapped) != len(rec) {
 		t.Fatalf("the record was not copied out: wrapped %q", f.r.wrapped)
+	}
+}
+
+// TestRingBusyRecord reads a record the kernel has reserved but not yet
+// committed: the reader waits for it without spinning on a CPU.
+func TestRingBusyRecord(t *testing.T) {
+	f := newFakeRing(256)
+	f.r.stopped.Store(true)
+	rec := []byte("being written")
+	f.put(rec, ringBusy)
+	const writing = 100 * time.Millisecond
+	go func() {
+		time.Sleep(writing)
+		atomic.StoreUint32((*uint32)(unsafe.Pointer(&f.r.data[0])), uint32(len(rec))) // commit
+	}()
+	cpu0, start := processCPU(t), time.Now()
+	if left := f.expect(t, [][]byte{rec}); len(left) > 0 {
+		t.Fatal("the record being written never came")
+	}
+	if took := time.Since(start); took < writing/2 {
+		t.Fatalf("read after %v, before it was committed", took)
+	}
+	if cpu := processCPU(t) - cpu0; cpu > writing/4 {
+		t.Errorf("waiting %v for a record being written took %v of CPU", writing, cpu)
+	}
+}
+
+// processCPU returns the CPU time this process has used.
+func processCPU(t *testing.T) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestProbeAnyGOMAXPROCS runs the probe with one to four Ps: the
+// transitions of a few loopback connections all arrive, poll ticks come,
+// other goroutines run while the reader waits, and Stop ends a wait at
+// once.
+func TestProbeAnyGOMAXPROCS(t *testing.T) {
+	if err := checkSystem(); err != nil {
+		// testutil.RequirePrivileged's rule; testutil imports probe.
+		if os.Getenv("TCPTRACE_REQUIRE_PRIVILEGED") == "1" {
+			t.Fatalf("privileged test cannot run: %v", err)
+		}
+		t.Skipf("privileged test skipped: %v", err)
+	}
+	for _, procs := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			testProbeProcs(t)
+		})
+	}
+}
+
+func testProbeProcs(t *testing.T) {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false) // an MPTCP socket's cookie is not its subflow's
+	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := l.(*net.TCPListener)
+	defer ln.Close()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+
+	const poll = 300 * time.Millisecond
+	var ticks atomic.Int64
+	p, err := Open(Options{Filter: Filter{Port: port}, PollInterval: poll, OnIdle: func() { ticks.Add(1) }})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer p.Close()
+	closed := make(chan uint64, 256)
+	done := make(chan error, 1)
+	go func() {
+		var ev events.Event
+		for {
+			if err := p.Next(&ev); err != nil {
+				done <- err
+				return
+			}
+			if ev.Kind == events.KindTransition && ev.New == events.Close && (ev.Sport == port || ev.Dport == port) {
+				closed <- ev.Cookie
+			}
+		}
+	}()
+
+	want := map[uint64]bool{}
+	for range 20 {
+		c, err := net.DialTCP("tcp4", nil, ln.Addr().(*net.TCPAddr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.AcceptTCP()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[cookieOf(c)], want[cookieOf(s)] = true, true
+		c.Close()
+		s.Close()
+	}
+	for timeout := time.After(10 * time.Second); len(want) > 0; {
+		select {
+		case c := <-closed:
+			delete(want, c)
+		case err := <-done:
+			t.Fatalf("Next: %v with %d sockets' close to come", err, len(want))
+		case <-timeout:
+			t.Fatalf("%d of 40 sockets' close did not arrive in 10s", len(want))
+		}
+	}
+
+	// The reader waits for the next tick: the others run meanwhile.
+	start := time.Now()
+	for range 30 {
+		time.Sleep(time.Millisecond)
+	}
+	if took := time.Since(start); took > 200*time.Millisecond {
+		t.Errorf("30 sleeps of 1ms took %v while the reader waited", took)
+	} else {
+		t.Logf("30 sleeps of 1ms took %v while the reader waited", took)
+	}
+
+	// Stop right after a tick, the next one a poll period away.
+	for n, deadline := ticks.Load(), time.Now().Add(5*poll); ticks.Load() == n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no poll tick in %v (%d before)", 5*poll, n)
+		}
+	}
+	stopped := time.Now()
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != io.EOF {
+			t.Fatalf("Next after Stop: %v, want io.EOF", err)
+		}
+		if took := time.Since(stopped); took > poll/3 {
+			t.Errorf("Next returned %v after Stop: Stop did not end its wait", took)
+		} else {
+			t.Logf("Next returned io.EOF %v after Stop", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Next did not return 5s after Stop")
+	}
+	var ev events.Event
+	if err := p.Next(&ev); err != io.EOF {
+		t.Errorf("Next after io.EOF: %v", err)
 	}
 }

@@ -40,10 +40,10 @@ const twPairWindow = 2 * time.Millisecond
 // kallsymsPath lists the kernel's symbols.
 const kallsymsPath = "/proc/kallsyms"
 
-// twTimerHandler returns tw_timer_handler's address from /proc/kallsyms, 0
+// TwTimerHandler returns tw_timer_handler's address from /proc/kallsyms, 0
 // when it is hidden (kptr_restrict) or absent. The kernel formats the file
 // as it is read (~120k lines, tens of ms): reading stops at the symbol.
-func twTimerHandler() (uint64, error) {
+func TwTimerHandler() (uint64, error) {
 	f, err := os.Open(kallsymsPath)
 	if err != nil {
 		return 0, fmt.Errorf("reading %s: %w", kallsymsPath, err)
@@ -75,7 +75,7 @@ func timeWaitConfig(opts Options) (fn uint64, why string) {
 	if opts.NoTimeWait {
 		return 0, "turned off"
 	}
-	fn, err := twTimerHandler()
+	fn, err := TwTimerHandler()
 	switch {
 	case err != nil:
 		return 0, err.Error()

@@ -1,0 +1,209 @@
+// Package report draws what the diagnosis finds: the report's tables (text
+// and JSON), its warnings as they come in the stream (Warnings), and the
+// summary printed on exit.
+package report
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/lipgloss/table"
+
+	"github.com/tcptrace/tcptrace/internal/diagnosis"
+	"github.com/tcptrace/tcptrace/internal/render/style"
+)
+
+// Options choose what a text report shows.
+type Options struct {
+	Title string // first line, e.g. "tcptrace report (live, 10s)"
+	Short bool   // the exit summary's part: forecast, TIME_WAIT, failed connects
+	// ProcLabel, when set, names where a process runs (e.g. its container)
+	// after it in the tables; "" adds nothing.
+	ProcLabel func(pid uint32) string
+}
+
+// textReport is one text report being written.
+type textReport struct {
+	b     strings.Builder
+	o     style.Options
+	ro    Options
+	st    *style.Styles
+	ascii bool
+}
+
+// WriteText writes the report as lipgloss tables.
+func WriteText(w io.Writer, o style.Options, ro Options, r *diagnosis.Report) error {
+	if r == nil {
+		r = &diagnosis.Report{}
+	}
+	t := &textReport{o: o, ro: ro, st: style.New(w, o.Color), ascii: o.ASCII}
+	if ro.Title != "" {
+		t.b.WriteString(t.st.Paint(t.st.Header, ro.Title) + "\n")
+	}
+	if r.LedgerNote != "" {
+		t.b.WriteString("note: " + r.LedgerNote + "\n")
+	}
+	if !ro.Short {
+		t.closers(r)
+	}
+	t.timeWait(r)
+	t.failed(r)
+	t.forecasts(r)
+	if !ro.Short {
+		t.lifetimes(r)
+	}
+	t.section("Warnings")
+	if len(r.Warnings) == 0 {
+		t.b.WriteString("  none\n")
+	}
+	for _, wn := range r.Warnings {
+		t.b.WriteString("  " + o.Clock.Time(wn.Time).Format("15:04:05.000") + " " + warningLine(&wn, o) + "\n")
+	}
+	if _, err := io.WriteString(w, t.b.String()); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+// proc names a process with its label.
+func (t *textReport) proc(k diagnosis.ProcKey) string {
+	s := procText(k)
+	if t.ro.ProcLabel != nil {
+		if l := t.ro.ProcLabel(k.PID); l != "" {
+			s += " " + l
+		}
+	}
+	return s
+}
+
+// section starts a section titled title.
+func (t *textReport) section(title string) {
+	t.b.WriteString("\n" + t.st.Paint(t.st.Header, title) + "\n")
+}
+
+// table writes rows under headers, or "none".
+func (t *textReport) table(headers []string, rows [][]string) {
+	if len(rows) == 0 {
+		t.b.WriteString("  none\n")
+		return
+	}
+	border := lipgloss.RoundedBorder()
+	if t.ascii {
+		border = lipgloss.ASCIIBorder()
+	}
+	cell := lipgloss.NewStyle().Padding(0, 1)
+	tb := table.New().Border(border).Headers(headers...).Rows(rows...).
+		StyleFunc(func(int, int) lipgloss.Style { return cell })
+	t.b.WriteString(tb.String() + "\n")
+}
+
+func (t *textReport) closers(r *diagnosis.Report) {
+	t.section("Active closers (closed first, holding the TIME_WAIT)")
+	var rows [][]string
+	for _, c := range r.Closers {
+		var ds []string
+		for _, d := range c.Dests {
+			ds = append(ds, destText(d.Dest)+" ×"+itoa(d.Count))
+		}
+		rows = append(rows, []string{t.proc(c.Owner), itoa(c.ActiveCloses), itoa(c.Finished),
+			sharePct(c.ActiveCloses, c.Finished), strings.Join(ds, ", ")})
+	}
+	t.table([]string{"PROCESS", "CLOSED FIRST", "FINISHED", "SHARE", "DESTINATIONS"}, rows)
+}
+
+func (t *textReport) timeWait(r *diagnosis.Report) {
+	t.section("TIME_WAIT by destination and owner")
+	var rows [][]string
+	for _, x := range r.TimeWait {
+		owner := t.proc(x.Owner)
+		if !x.Known {
+			owner = predatesText(x.Hint)
+		}
+		rows = append(rows, []string{destText(x.Dest), style.Addr(x.Dest.Saddr), itoa(uint64(x.Dest.Netns)), owner,
+			strconv.Itoa(x.Count), strconv.Itoa(x.FinWait2)})
+	}
+	t.table([]string{"DESTINATION", "FROM", "NETNS", "OWNER", "TIME_WAIT", "FIN_WAIT2"}, rows)
+}
+
+func (t *textReport) failed(r *diagnosis.Report) {
+	t.section("Failed connects")
+	var rows [][]string
+	for _, f := range r.Failed {
+		rows = append(rows, []string{t.proc(f.Owner), destText(f.Dest), orDash(f.Err), itoa(f.Count)})
+	}
+	t.table([]string{"PROCESS", "DESTINATION", "ERROR", "COUNT"}, rows)
+}
+
+func (t *textReport) forecasts(r *diagnosis.Report) {
+	t.section("Port-exhaustion forecast")
+	var rows [][]string
+	for _, f := range r.Forecasts {
+		rows = append(rows, []string{destText(f.Dest), t.proc(f.Owner), strconv.FormatFloat(f.Inputs.Rate, 'f', 1, 64),
+			strconv.Itoa(f.Inputs.Held), strconv.Itoa(f.Inputs.InUse), strconv.Itoa(f.Forecast.Left) + "/" + strconv.Itoa(f.Forecast.Ports),
+			holdText(f.Forecast.Hold), strings.TrimPrefix(etaText(&f.Forecast), "in "), itoa(f.Failed)})
+	}
+	t.table([]string{"DESTINATION", "OWNER", "NEW TW/S", "HELD", "IN USE", "LEFT", "HOLD", "EXHAUSTED", "FAILED"}, rows)
+	rows = nil
+	for _, n := range r.Namespaces {
+		tw, fw, unk := "-", "-", "-"
+		if n.TimeWait >= 0 {
+			tw, fw, unk = strconv.Itoa(n.TimeWait), strconv.Itoa(n.FinWait2), strconv.Itoa(n.Unknown)
+		}
+		s := n.Sysctls
+		rows = append(rows, []string{itoa(uint64(n.Netns)), strconv.Itoa(s.PortLo) + "-" + strconv.Itoa(s.PortHi),
+			strconv.Itoa(s.TwReuse), strconv.Itoa(s.Timestamps), strconv.Itoa(s.MaxTwBuckets), n.From, tw, fw, unk, orDash(n.Method)})
+	}
+	t.b.WriteString("inputs per namespace:\n")
+	t.table([]string{"NETNS", "PORT RANGE", "TW_REUSE", "TIMESTAMPS", "MAX_TW_BUCKETS", "SYSCTLS FROM", "TIME_WAIT", "FIN_WAIT2", "PREDATING", "METHOD"}, rows)
+}
+
+func (t *textReport) lifetimes(r *diagnosis.Report) {
+	t.section("End kinds")
+	var ends []string
+	for _, e := range r.Ends {
+		ends = append(ends, e.End+" "+itoa(e.Count))
+	}
+	if len(ends) == 0 {
+		ends = []string{"none finished"}
+	}
+	t.b.WriteString("  " + strings.Join(ends, ", ") + "\n")
+	t.section("Lifetime and time in state")
+	rows := [][]string{t.percentRow("lifetime", r.Lifetime)}
+	for _, s := range r.States {
+		rows = append(rows, t.percentRow(s.State, s.Time))
+	}
+	t.table([]string{"", "COUNT", "P50", "P90", "P99", "MAX"}, rows)
+}
+
+func (t *textReport) percentRow(name string, p diagnosis.Percentiles) []string {
+	d := func(x time.Duration) string { return style.Dur(x.Nanoseconds(), t.ascii) }
+	return []string{name, itoa(p.Count), d(p.P50), d(p.P90), d(p.P99), d(p.Max)}
+}
+
+// warningLine is a warning in one line.
+func warningLine(w *diagnosis.Warning, o style.Options) string {
+	who := procText(w.Owner) + " " + o.Arrow() + " " + destText(w.Dest)
+	if w.Kind == diagnosis.KindChurn {
+		return fmt.Sprintf("churn: %s: %.1f connects/s shorter than %v", who, w.Rate, w.Lifetime)
+	}
+	return fmt.Sprintf("ports run out %s: %s: %.1f TIME_WAIT/s, %d held, %d of %d ports left",
+		etaText(&w.Forecast), who, w.Rate, w.Held, w.Forecast.Left, w.Forecast.Ports)
+}
+
+func sharePct(n, of uint64) string {
+	if of == 0 {
+		return "-"
+	}
+	return strconv.FormatUint((n*100+of/2)/of, 10) + "%"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
