@@ -1,5 +1,5 @@
 # Developer entry points beyond `go build` / `go test ./...` (see README.md).
-.PHONY: test kernel-matrix kernel-matrix-smoke soak perf-report
+.PHONY: test kernel-matrix kernel-matrix-smoke soak
 
 test:
 	go test -count=1 ./...
@@ -16,6 +16,3 @@ kernel-matrix-smoke:
 soak:
 	TCPTRACE_SOAK=$${TCPTRACE_SOAK:-2m} go test -count=1 -v -run TestSoak -timeout 30m ./internal/soak
 
-# Kernel and userspace cost; rewrites the table in docs/performance.md.
-perf-report:
-	scripts/perf-report

@@ -29,6 +29,7 @@ func main() {
 // exitError ends the program with a status and no further message.
 type exitError int
 
+// Error says the status.
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func newRoot() *cobra.Command {

@@ -49,6 +49,7 @@ type errWriter struct {
 	err error
 }
 
+// Write writes b unless an earlier write failed, and keeps the first error.
 func (e *errWriter) Write(b []byte) (int, error) {
 	if e.err != nil {
 		return 0, e.err
