@@ -1,10 +1,10 @@
 //go:build ignore
 
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-// Types shared between bpf/tcptrace.c and Go (through bpf2go), and the few
-// kernel types the program reads, trimmed to the fields it uses. Every kernel
-// struct is relocated by CO-RE, so field offsets come from the running
-// kernel's BTF, not from this file.
+// What bpf/tcptrace.c shares with Go (through bpf2go): its types, its
+// configuration and its maps; and the few kernel types it reads, trimmed to the
+// fields it uses. Every kernel struct is relocated by CO-RE, so field offsets
+// come from the running kernel's BTF, not from this file.
 
 #ifndef TCPTRACE_H
 #define TCPTRACE_H
@@ -98,13 +98,10 @@ enum counter {
 	COUNTER_MAX = 4,
 };
 
-/* One TCP state transition: the fixed 64-byte head of every record.
- *
- * Records are as short as the transition allows, because writing them is
- * most of the program's cost (each new cache line of the ring is a miss):
- * an IPv4 transition in softirq is this head alone (64 bytes), one made by
- * a syscall adds the owner's comm (80), and an IPv6 one carries the comm
- * slot and both full addresses (112). See struct record. */
+/* One TCP state transition: the fixed 64-byte head of every record. Records
+ * are as short as the transition allows (docs/kernels.md, "Record sizes"): an
+ * IPv4 transition in softirq is this head alone (64 bytes), one made by a
+ * syscall adds the owner's comm (80), an IPv6 one is all of struct record (112). */
 struct event {
 	__u64 ts_ns;      /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
 	__u64 cookie;     /* socket cookie: the connection's identity */
@@ -129,8 +126,8 @@ struct event {
 };
 
 /* A whole record: the head, then the comm (with EVENT_COMM, and always
- * for AF_INET6), then the IPv6 addresses (AF_INET6 only). Only the first
- * record_size() bytes are written to the ring. */
+ * for AF_INET6), then the IPv6 addresses (AF_INET6 only). emit() sends only
+ * the bytes that apply. */
 struct record {
 	struct event e;
 	char comm[16];    /* owner comm */
@@ -286,6 +283,67 @@ struct inet_timewait_sock {
 	struct timer_list tw_timer;
 };
 
+enum sock_flags { /* a bit number, relocated by bpf_core_enum_value */
+	SOCK_DONE = 1,
+};
+
 #pragma clang attribute pop
+
+/* ---- The program's configuration, globals and maps: Go reaches them by name (bpf2go). ---- */
+
+#include <bpf/bpf_helpers.h>
+
+/* Set from Go before load (spec.Variables["cfg"]); the verifier prunes what it turns off. */
+volatile const struct config cfg = {};
+
+/* Set at the first held birth (see hold_birth): until then births is never looked up. */
+__u32 births_held;
+
+/* Makes BTF carry struct record, so bpf2go emits its Go type. */
+const struct record *unused_record __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized from Go before load */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Socket cookie -> owning task; only with cfg.kernel_owners (--pid, --comm). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct owner);
+} owners SEC(".maps");
+
+/* A listener's (netns, port, family) -> its owner; only with cfg.kernel_owners. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct listen_key);
+	__type(value, struct owner);
+} listeners SEC(".maps");
+
+/* Socket pointer -> time of a child's held LISTEN->SYN_RECV (see hold_birth). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} births SEC(".maps");
+
+/* The latest connect() on each CPU (see took_by_connect). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct connect_note);
+} connects SEC(".maps");
 
 #endif /* TCPTRACE_H */
