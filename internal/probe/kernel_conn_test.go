@@ -185,7 +185,7 @@ func checkShape(t *testing.T, s *connShape) {
 			}
 		}
 		inferredTotal += inferred
-		if strings.Join(seq, " ") != strings.Join(k.w.seq, " ") {
+		if !sameSeq(seq, k.w.seq) && !(orphaned(col.Conns, k.cookie) && sameSeq(seq, orphanSeq(k.w.seq))) {
 			t.Errorf("%s %s: tracker sequence\n got %v\nwant %v", s.Name, k.what, seq, k.w.seq)
 		}
 		if inferred != len(k.w.seq)-len(got) {
@@ -204,7 +204,14 @@ func checkShape(t *testing.T, s *connShape) {
 			t.Errorf("%s %s: never finished", s.Name, k.what)
 			continue
 		}
-		if c.Role != k.w.role || c.Closer != k.w.closer || c.End != k.w.end || c.ResetBy != k.w.resetBy || c.TimeWait != k.w.timeWait {
+		// An active closer that called close() may be handed to an orphaned
+		// FIN_WAIT2 timewait socket before the peer's FIN comes (the ACK of
+		// its own FIN first): at its CLOSE it holds FIN_WAIT2, and its move
+		// to TIME_WAIT is often not seen here (a re-armed timer that stays
+		// in its wheel bucket fires no tracepoint; tcptrace settles it by a
+		// sock_diag read). Either is the kernel's truth.
+		timeWait := c.TimeWait || k.w.timeWait && c.TwState == events.FinWait2
+		if c.Role != k.w.role || c.Closer != k.w.closer || c.End != k.w.end || c.ResetBy != k.w.resetBy || timeWait != k.w.timeWait {
 			t.Errorf("%s %s: verdict role=%v closer=%v end=%v reset_by=%q timewait=%v, want role=%v closer=%v end=%v reset_by=%q timewait=%v",
 				s.Name, k.what, c.Role, c.Closer, c.End, c.ResetBy, c.TimeWait,
 				k.w.role, k.w.closer, k.w.end, k.w.resetBy, k.w.timeWait)
@@ -222,6 +229,28 @@ func checkShape(t *testing.T, s *connShape) {
 	if t.Failed() {
 		t.Logf("%s events:\n%s", s.Name, dumpEvents(s.Events))
 	}
+}
+
+func sameSeq(a, b []string) bool { return strings.Join(a, " ") == strings.Join(b, " ") }
+
+// orphaned reports whether the connection of cookie ended handed to an
+// orphaned FIN_WAIT2 timewait socket (see the verdict check in checkShape).
+func orphaned(conns []events.Conn, cookie uint64) bool {
+	for i := range conns {
+		if conns[i].Cookie == cookie {
+			return conns[i].TwState == events.FinWait2
+		}
+	}
+	return false
+}
+
+// orphanSeq is seq with a final FIN_WAIT2>TIME_WAIT shown as the CLOSE of
+// a connection handed to an orphaned FIN_WAIT2 timewait socket.
+func orphanSeq(seq []string) []string {
+	if n := len(seq); n > 0 && seq[n-1] == "FIN_WAIT2>TIME_WAIT" {
+		return append(append([]string{}, seq[:n-1]...), "FIN_WAIT2>CLOSE")
+	}
+	return seq
 }
 
 func lastLoss(evs []events.Event) events.Losses {
