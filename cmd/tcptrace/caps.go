@@ -122,22 +122,26 @@ func dropCapabilities(keep ...int) error {
 	return nil
 }
 
-// heldCapabilities names the effective capabilities among those tcptrace
-// cares about, for messages.
-func heldCapabilities() string {
+// ownerCapsNote returns the line that says, when CAP_SYS_PTRACE or
+// CAP_DAC_READ_SEARCH is not effective, that the owners of sockets opened
+// before tracing began (those of listeners that predate it included) will
+// show as unknown, and which capabilities would name them; "" when both
+// are held.
+func ownerCapsNote() string {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var cur [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &cur[0]); err != nil {
-		return "?"
+		return ""
 	}
-	var names []string
-	for _, c := range []int{capBPF, capPerfmon, capSysAdmin, capSysPtrace, capDacReadSearch, capNetAdmin} {
-		if cur[c/32].Effective&(1<<(c%32)) != 0 {
-			names = append(names, capName(c))
+	var missing []string
+	for _, c := range []int{capSysPtrace, capDacReadSearch} {
+		if cur[c/32].Effective&(1<<(c%32)) == 0 {
+			missing = append(missing, capName(c))
 		}
 	}
-	if len(names) == 0 {
-		return "none"
+	if len(missing) == 0 {
+		return ""
 	}
-	return strings.Join(names, ",")
+	return "tcptrace: owners of sockets opened before tracing began (pre-existing listeners' too) show as \"? ?\": " +
+		"naming them from /proc/*/fd needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH; missing " + strings.Join(missing, " and ")
 }

@@ -275,25 +275,30 @@ func TestClosedPipe(t *testing.T) {
 	}
 }
 
-// TestBadInput checks each bad flag gives one clear line and exit status 1.
+// TestBadInput checks each bad flag gives one clear line and exit status 2
+// (a bad command line), and a capture that cannot be read status 1.
 func TestBadInput(t *testing.T) {
-	for _, args := range [][]string{
-		{"--state", "FOO"},
-		{"--host", "nope"},
-		{"--ring-size", "3000"},
-		{"--color", "sometimes"},
-		{"--comm", "a-name-much-longer-than-15"},
-		{"-r", "/nonexistent/file.tcpt"},
-		{"-r", "/"},
-		{"-r", "x", "-w", "y"},
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"--state", "FOO"}, 2},
+		{[]string{"--host", "nope"}, 2},
+		{[]string{"--ring-size", "3000"}, 2},
+		{[]string{"--color", "sometimes"}, 2},
+		{[]string{"--comm", "a-name-much-longer-than-15"}, 2},
+		{[]string{"-r", "/nonexistent/file.tcpt"}, 1},
+		{[]string{"-r", "/"}, 1},
+		{[]string{"-r", "x", "-w", "y"}, 2},
 	} {
+		args := tc.args
 		cmd := exec.Command(binary, args...)
 		var errb bytes.Buffer
 		cmd.Stderr = &errb
 		err := cmd.Run()
 		ee, ok := err.(*exec.ExitError)
-		if !ok || ee.ExitCode() != 1 {
-			t.Errorf("%v: exit %v, want status 1", args, err)
+		if !ok || ee.ExitCode() != tc.code {
+			t.Errorf("%v: exit %v, want status %d", args, err, tc.code)
 		}
 		msg := strings.TrimSpace(errb.String())
 		if !strings.HasPrefix(msg, "tcptrace: ") || strings.Count(msg, "\n") != 0 || strings.Contains(msg, "panic") {

@@ -27,8 +27,9 @@ func TestFlagErrorOnce(t *testing.T) {
 }
 
 // TestBadFlagValueMessages: a bad value of a flag whose value a library
-// parses gives one line that names the flag once, before anything else is
-// printed (a replay's description of its capture included).
+// parses gives one line that names the flag once, and exit status 2,
+// before anything else is printed (a replay's description of its capture
+// included).
 func TestBadFlagValueMessages(t *testing.T) {
 	for flag, args := range map[string][]string{
 		"--diagram":   {"-r", sample, "--diagram=x"},
@@ -39,8 +40,8 @@ func TestBadFlagValueMessages(t *testing.T) {
 		var errb bytes.Buffer
 		cmd.Stderr = &errb
 		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
-			t.Errorf("%v: exit %v, want status 1", args, err)
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Errorf("%v: exit %v, want status 2", args, err)
 		}
 		msg := strings.TrimSpace(errb.String())
 		if !strings.HasPrefix(msg, "tcptrace: "+flag) || strings.Count(msg, flag) != 1 || strings.Contains(msg, "\n") {

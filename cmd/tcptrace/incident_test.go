@@ -144,10 +144,10 @@ func incident(t *testing.T, h testHosts, mode string) (clientResult, []map[strin
 // reportTimeWait sums the report's TIME_WAIT toward addr:8080.
 func reportTimeWait(report map[string]any, addr string) int {
 	n := 0
-	for _, x := range report["time_wait"].([]any) {
+	for _, x := range report["time_wait_by_destination"].([]any) {
 		r := x.(map[string]any)
 		if r["daddr"] == addr && r["dport"] == 8080.0 {
-			n += int(r["time_wait"].(float64))
+			n += int(r["time_wait_sockets"].(float64))
 		}
 	}
 	return n
@@ -191,7 +191,7 @@ func TestIncidentPortExhaustion(t *testing.T) {
 			t.Errorf("stream counted %d failed connects, client saw %d", failed, cr.Failed)
 		}
 		repFailed := 0
-		for _, x := range report["failed_connects"].([]any) {
+		for _, x := range report["failed_connects_by_destination"].([]any) {
 			r := x.(map[string]any)
 			if r["pid"] == float64(cr.PID) && r["err"] == "EADDRNOTAVAIL" && r["daddr"] == h.srvAddr {
 				repFailed += int(r["count"].(float64))

@@ -33,7 +33,7 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 	}
 	conts := container.New(container.Options{})
 	wall := liveClock()
-	v, err := newViews(f, uf, wall, conts)
+	v, err := newViews(f, uf, wall, conts, cf.write == "-")
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func runLive(ctx context.Context, f *flags, cf *captureFlags) error {
 		return err
 	}
 	p := pipeline.New(src, pipeline.Config{Filter: uf, Containers: cont, Resolver: conts, MaxConns: f.maxConns,
-		Diagnosis: v.warnings(diag.options()), Sinks: v.sinks, Out: v.out, Record: rec})
+		Diagnosis: v.warnings(diag.options()), Sinks: v.sinks, Out: v.out, Record: rec, Log: os.Stderr})
 	v.attach(p)
 	p.Every(0, func(uint64) { memLim.adjust() })
 	unwatch := stopOn(ctx, f.duration, src.Stop)
@@ -71,10 +71,14 @@ func openLive(f *flags, kf probe.Filter, memFloor int64, onPileRead func()) (*pi
 		return nil, nil, err
 	}
 	memLim := newMemLimit(memFloor)
+	ownersNote := ownerCapsNote()
 	src, err := pipeline.OpenLive(pipeline.LiveOptions{Log: os.Stderr, OnPileRead: onPileRead,
 		Probe: probe.Options{RingSize: ring, PollInterval: f.poll, Filter: kf, SkipSelfTest: !f.selfTest, DropEvery: f.dropEvery}})
 	if err != nil {
 		return nil, nil, err
+	}
+	if ownersNote != "" {
+		fmt.Fprintln(os.Stderr, ownersNote)
 	}
 	// Attached, self-tested, listeners seeded: keep only what tracing needs.
 	if err := dropCapabilities(keepAfterAttach...); err != nil {
@@ -83,12 +87,13 @@ func openLive(f *flags, kf probe.Filter, memFloor int64, onPileRead func()) (*pi
 	return src, memLim, nil
 }
 
-// stopOn calls stop on SIGINT, SIGTERM or SIGPIPE (a closed output), when
-// ctx ends, or after d if d > 0. The returned function ends the watch: call
-// it when the run's output is written.
+// stopOn calls stop on SIGINT or SIGTERM, when ctx ends, or after d if
+// d > 0 (a closed output is the pipeline's to notice). The returned
+// function ends the watch: call it when the run's output is written.
 func stopOn(ctx context.Context, d time.Duration, stop func()) func() {
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Ignore(syscall.SIGPIPE) // a write to a closed output returns EPIPE; the pipeline decides
 	var timer <-chan time.Time
 	t := time.NewTimer(d)
 	if d > 0 {
@@ -114,8 +119,11 @@ func stopOn(ctx context.Context, d time.Duration, stop func()) func() {
 
 // recNote says where the capture goes, for the start-up line.
 func recNote(cf *captureFlags) string {
-	if cf.write == "" {
+	switch cf.write {
+	case "":
 		return ""
+	case "-":
+		return ", recording to standard output"
 	}
 	return ", recording to " + cf.write
 }

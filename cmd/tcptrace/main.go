@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,12 @@ import (
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
+// legend explains the marks of the output, in --help (the README's
+// "Reading the output").
+//
+//go:embed legend.txt
+var legend string
+
 func main() {
 	if err := newRoot().ExecuteContext(context.Background()); err != nil {
 		var ex exitError
@@ -22,6 +29,10 @@ func main() {
 			os.Exit(int(ex))
 		}
 		fmt.Fprintf(os.Stderr, "tcptrace: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
@@ -45,18 +56,29 @@ connection who closed first: the active closer, whose side holds TIME_WAIT.
 
 It traces until Ctrl-C, SIGTERM or --duration, then prints a summary.
 With -w it also records a capture; -r (or "tcptrace replay FILE") replays one
-anywhere, without privileges, exactly as the live run showed it.`,
+anywhere, without privileges, exactly as the live run showed it. As with
+tcpdump, -w - writes the capture to standard output (and nothing else) and
+-r - reads one from standard input.
+
+` + legend,
 		Example: `  tcptrace                          # every transition, live
   tcptrace --port 6379 --duration 30s
   tcptrace --json > transitions.jsonl
   tcptrace --comm redis-server --state TIME_WAIT
   tcptrace -w incident.tcpt -C 100MiB -W 5
-  tcptrace -r incident.tcpt --port 6379`,
-		Version:           version,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		Args:              cobra.NoArgs,
-		PersistentPreRunE: func(*cobra.Command, []string) error { return f.startProfile() },
+  tcptrace --port 6379 --port 8080 --host 10.0.0.0/8
+  tcptrace -r incident.tcpt --port 6379
+  tcptrace -w - --port 6379 | tcptrace -r - --diagram`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := check(cmd, &f, &cf); err != nil {
+				return err
+			}
+			return f.startProfile()
+		},
 		PersistentPostRun: func(*cobra.Command, []string) { f.stopProfile() },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cf.read != "" {
@@ -71,10 +93,15 @@ anywhere, without privileges, exactly as the live run showed it.`,
 
 	replay := &cobra.Command{
 		Use:   "replay FILE",
-		Short: "Replay a capture (same as -r FILE); needs no privileges",
+		Short: "Replay a capture (same as -r FILE; - reads standard input); needs no privileges",
 		Example: `  tcptrace replay incident.tcpt
   tcptrace replay --json --port 6379 incident.tcpt`,
-		Args:          cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("replay: want one capture file (- for standard input), got %d arguments", len(args))
+			}
+			return nil
+		},
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -86,7 +113,26 @@ anywhere, without privileges, exactly as the live run showed it.`,
 	for _, sub := range subcommands {
 		cmd.AddCommand(sub(&f))
 	}
+	usageErrors(cmd)
 	return cmd
+}
+
+// usageErrors makes the flag and argument errors of cmd and its
+// subcommands usage errors (exit status 2), a bad value said as what the
+// flag accepts.
+func usageErrors(cmd *cobra.Command) {
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagParseError(err) })
+	if args := cmd.Args; args != nil {
+		cmd.Args = func(c *cobra.Command, a []string) error {
+			if err := args(c, a); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		usageErrors(sub)
+	}
 }
 
 // subcommands are added by the files that implement them (report, serve...),

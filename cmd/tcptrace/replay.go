@@ -21,13 +21,13 @@ func runReplay(f *flags, cf *captureFlags) error {
 	if err != nil {
 		return err
 	}
-	src, err := pipeline.OpenReplay(cf.read)
+	src, err := openReplay(cf.read)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
 	r := src.Capture()
-	v, err := newViews(f, uf, replayClock(r.Header()), nil)
+	v, err := newViews(f, uf, replayClock(r.Header()), nil, false)
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func runReplay(f *flags, cf *captureFlags) error {
 		fmt.Fprintln(os.Stderr, note)
 	}
 	if runErr != nil {
-		return fmt.Errorf("%s: %w (events before it were shown)", cf.read, runErr)
+		return fmt.Errorf("%s: %w (events before it were shown)", captureName(cf.read), runErr)
 	}
 	if err := v.finish(f, p, nil); err != nil {
 		return err

@@ -57,7 +57,7 @@ port-exhaustion forecast with its inputs.`,
 		SilenceErrors: true,
 		RunE:          func(cmd *cobra.Command, _ []string) error { return runReport(cmd.Context(), f, read) },
 	}
-	cmd.Flags().StringVarP(&read, "read", "r", "", "report on a capture file instead of the live kernel")
+	cmd.Flags().StringVarP(&read, "read", "r", "", "report on a capture file instead of the live kernel (- : standard input)")
 	return cmd
 }
 
@@ -101,7 +101,7 @@ func runReport(ctx context.Context, f *flags, read string) error {
 
 // reportReplay reports on the capture at path, with its recorded sysctls.
 func reportReplay(f *flags, path string, cfg pipeline.Config) error {
-	src, err := pipeline.OpenReplay(path)
+	src, err := openReplay(path)
 	if err != nil {
 		return err
 	}
@@ -113,10 +113,10 @@ func reportReplay(f *flags, path string, cfg pipeline.Config) error {
 	}
 	p := pipeline.New(src, cfg)
 	if err := p.Run(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w", captureName(path), err)
 	}
 	rep := p.Report()
-	if err := rp.print(rep, "tcptrace report ("+path+", "+rep.Elapsed.Round(time.Millisecond).String()+")"); err != nil {
+	if err := rp.print(rep, "tcptrace report ("+captureName(path)+", "+rep.Elapsed.Round(time.Millisecond).String()+")"); err != nil {
 		return err
 	}
 	if r.Truncated() != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"net"
 	"net/http"
 	"os"
@@ -166,9 +167,28 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	return runErr
 }
 
-// serveMux serves /metrics and /healthz.
+// rootPage is what / answers: where the metrics and the health check are.
+const rootPage = `<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>tcptrace</title></head>
+<body>
+<h1>tcptrace</h1>
+<p>TCP connection lifecycle tracer, running as a node agent (version %s).</p>
+<ul>
+<li><a href="/metrics">/metrics</a>: Prometheus metrics</li>
+<li><a href="/healthz">/healthz</a>: health check (fails when traced events stop flowing)</li>
+</ul>
+</body>
+</html>
+`
+
+// serveMux serves / (a page that links the others), /metrics and /healthz.
 func serveMux(m *metrics.Metrics, hb *heartbeat) *http.ServeMux {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, rootPage, html.EscapeString(version))
+	})
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := hb.check(time.Now()); err != nil {

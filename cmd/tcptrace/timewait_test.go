@@ -52,7 +52,7 @@ func within1pc(got, want int) bool {
 // nsRow returns the report's namespace row of inode ino.
 func nsRow(t *testing.T, report map[string]any, ino uint32) map[string]any {
 	t.Helper()
-	rows, _ := report["netns"].([]any)
+	rows, _ := report["namespaces"].([]any)
 	for _, x := range rows {
 		if r := x.(map[string]any); r["netns"] == float64(ino) {
 			return r
@@ -86,7 +86,7 @@ func TestReportShowsPile(t *testing.T) {
 		t.Fatalf("report: %v: %s", err, rep.stdout.String())
 	}
 	row := nsRow(t, report, ns.Inode)
-	got, predating := int(row["time_wait"].(float64)), int(row["unknown_owner"].(float64))
+	got, predating := int(row["time_wait_sockets"].(float64)), int(row["unknown_owner"].(float64))
 	if !within1pc(got, want) || predating != got {
 		t.Errorf("netns %d: report %d TIME_WAIT (%d predating), ss %d", ns.Inode, got, predating, want)
 	}
@@ -94,10 +94,10 @@ func TestReportShowsPile(t *testing.T) {
 		t.Errorf("method %v, want events+table", row["method"])
 	}
 	dest := 0
-	for _, x := range report["time_wait"].([]any) {
+	for _, x := range report["time_wait_by_destination"].([]any) {
 		r := x.(map[string]any)
 		if r["netns"] == float64(ns.Inode) && r["dport"] == 80.0 && r["owner_known"] == false {
-			dest += int(r["time_wait"].(float64))
+			dest += int(r["time_wait_sockets"].(float64))
 		}
 	}
 	if dest != 5000 {

@@ -45,6 +45,7 @@ type views struct {
 	opts      style.Options
 	json      *stream.JSON
 	diag      *diagram.Sink
+	cookie    *cookieSeen // --diagram=COOKIE: whether that socket came
 	summ      *report.Summarizer
 	warns     *report.Warnings
 	sinks     []events.Sink
@@ -52,25 +53,26 @@ type views struct {
 }
 
 // newViews builds the views f asks for on stdout, with times shown by
-// wall. conts, when not nil (live), names containers.
-func newViews(f *flags, uf events.Filter, wall wallClock, conts *container.Resolver) (*views, error) {
-	color, err := useColor(f.color, os.Stdout)
+// wall. conts, when not nil (live), names containers. With noView (-w -:
+// standard output carries the capture) there is no view of the stream and
+// the warnings go to stderr.
+func newViews(f *flags, uf events.Filter, wall wallClock, conts *container.Resolver, noView bool) (*views, error) {
+	to := os.Stdout
+	if noView {
+		to = os.Stderr
+	}
+	color, err := useColor(f.color, to)
 	if err != nil {
 		return nil, err
 	}
 	var sel diagram.Select
-	if f.diagram != "" {
-		if f.json {
-			return nil, fmt.Errorf("--diagram draws text: it does not combine with --json")
-		}
-		if sel, err = diagram.ParseSelect(f.diagram); err != nil {
-			return nil, flagError("--diagram", err)
-		}
+	if f.diagram != "" { // checked with the flags
+		sel, _ = diagram.ParseSelect(f.diagram)
 	}
-	v := &views{out: pipeline.NewOutput(os.Stdout, 256<<10)}
-	v.opts = style.Options{Color: color, Width: f.width, Clock: wall, ASCII: f.ascii}
+	v := &views{out: pipeline.NewOutput(to, 256<<10)}
+	v.opts = style.Options{Color: color, Width: f.width, Clock: wall, ASCII: f.ascii, Pipe: !isatty.IsTerminal(to.Fd())}
 	if v.opts.Width == 0 {
-		v.opts.Width = termWidth(os.Stdout)
+		v.opts.Width = termWidth(to)
 	}
 	if conts != nil {
 		v.procLabel = containerLabel(conts)
@@ -83,10 +85,17 @@ func newViews(f *flags, uf events.Filter, wall wallClock, conts *container.Resol
 	}
 	var view events.Sink
 	switch {
+	case noView:
+		view = events.Tee{}
 	case f.diagram != "":
 		// A ladder needs every step: --state does not apply to diagrams.
 		v.diag = diagram.New(v.out.Writer, v.opts, sel)
-		view = &events.Filtered{Filter: connOnly(uf), Sink: v.diag}
+		var ds events.Sink = v.diag
+		if sel.Mode == diagram.Cookie {
+			v.cookie = &cookieSeen{cookie: sel.Cookie}
+			ds = events.Tee{v.diag, v.cookie}
+		}
+		view = &events.Filtered{Filter: connOnly(uf), Sink: ds}
 	case f.json:
 		v.json = newJSONView(v.out, wall, conts)
 		view = &events.Filtered{Filter: uf, Sink: v.json}
@@ -129,7 +138,16 @@ func (v *views) attach(p *pipeline.Pipeline) {
 // --json) unless the output is gone or the flags say not to. kp, when not
 // nil (live), adds the kernel program's cost.
 func (v *views) finish(f *flags, p *pipeline.Pipeline, kp *probe.Probe) error {
-	if f.noSummary || v.out.Err() != nil {
+	if v.out.Err() != nil {
+		return nil
+	}
+	if v.cookie != nil {
+		_ = v.out.Flush()
+		if note := v.cookie.note(); note != "" {
+			fmt.Fprintln(os.Stderr, note)
+		}
+	}
+	if f.noSummary {
 		return nil
 	}
 	sum := v.summ.Summary(p.Stats(), p.Losses(), p.Elapsed())
@@ -164,6 +182,33 @@ func (v *views) finish(f *flags, p *pipeline.Pipeline, kp *probe.Probe) error {
 	return sum.WriteText(os.Stderr, v.opts)
 }
 
+// cookieSeen notes whether the socket --diagram=COOKIE selects was seen,
+// and its connection finished, so that an empty output is explained.
+type cookieSeen struct {
+	cookie         uint64
+	seen, finished bool
+}
+
+// Transition notes the socket when it is the one.
+func (c *cookieSeen) Transition(t *events.Transition) { c.seen = c.seen || t.Conn.Cookie == c.cookie }
+
+// Finished notes the socket's end.
+func (c *cookieSeen) Finished(conn *events.Conn) { c.finished = c.finished || conn.Cookie == c.cookie }
+
+// Loss is not about a socket.
+func (c *cookieSeen) Loss(*events.Event) {}
+
+// note says why nothing was drawn, or "" when the ladder was.
+func (c *cookieSeen) note() string {
+	switch {
+	case !c.seen && !c.finished:
+		return fmt.Sprintf("tcptrace: --diagram=%d: no socket with this cookie was traced (with the filters given); nothing drawn", c.cookie)
+	case !c.finished:
+		return fmt.Sprintf("tcptrace: --diagram=%d: the socket was still open at the end; its ladder is drawn when its connection ends", c.cookie)
+	}
+	return ""
+}
+
 // reportPrinter writes a report to stdout as --json or text asks.
 type reportPrinter struct {
 	json  bool
@@ -177,7 +222,8 @@ func newReportPrinter(f *flags, wall wallClock, conts *container.Resolver) (*rep
 	if err != nil {
 		return nil, err
 	}
-	rp := &reportPrinter{json: f.json, opts: style.Options{Color: color, Width: f.width, Clock: wall, ASCII: f.ascii}}
+	rp := &reportPrinter{json: f.json, opts: style.Options{Color: color, Width: f.width, Clock: wall, ASCII: f.ascii,
+		Pipe: !isatty.IsTerminal(os.Stdout.Fd())}}
 	if conts != nil {
 		rp.label = containerLabel(conts)
 	}
@@ -240,7 +286,7 @@ func useColor(mode string, f *os.File) (bool, error) {
 		_, noColor := os.LookupEnv("NO_COLOR")
 		return !noColor && isatty.IsTerminal(f.Fd()), nil
 	}
-	return false, fmt.Errorf("--color %q: want auto, always or never", mode)
+	return false, badValue("color", mode)
 }
 
 // termWidth returns the terminal's width, or 80.

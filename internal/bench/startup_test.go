@@ -126,8 +126,8 @@ func reportStartup(b *testing.B, bin, dir, port string, pl *pile) (time.Duration
 	var rep struct {
 		Netns []struct {
 			Netns    uint32 `json:"netns"`
-			TimeWait int    `json:"time_wait"`
-		} `json:"netns"`
+			TimeWait int    `json:"time_wait_sockets"`
+		} `json:"namespaces"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		b.Fatalf("tcptrace report --json: %v", err)

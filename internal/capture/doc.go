@@ -37,4 +37,8 @@
 // alone. Version 2 added the timewait fields (TwOp, Remain) and the
 // header's timewait flag; version 1 files are read too. FORMAT.md has the
 // field table.
+//
+// A capture is written and read front to back, never seeked: Create and
+// Open work on files (rotation, the overwrite refusal, fsync at close),
+// NewWriter and NewReader on any stream (a pipe, standard output or input).
 package capture

@@ -29,6 +29,7 @@ func (t *Truncation) String() string {
 // privileges.
 type Reader struct {
 	fr      frameReader
+	in      *bufio.Reader // fr's input
 	file    *os.File
 	hdr     Header
 	dec     *decoder
@@ -60,10 +61,11 @@ func Open(path string) (*Reader, error) {
 	return r, nil
 }
 
-// NewReader reads a capture's header from in.
+// NewReader reads a capture's header from in, which need not seek: a
+// capture is read front to back, from a file or a stream alike.
 func NewReader(in io.Reader) (*Reader, error) {
-	r := &Reader{}
-	r.fr.r = bufio.NewReaderSize(in, 256<<10)
+	r := &Reader{in: bufio.NewReaderSize(in, 256<<10)}
+	r.fr.r = r.in
 	var pre [preambleLen]byte
 	n, err := io.ReadFull(r.fr.r, pre[:])
 	switch {
@@ -132,6 +134,11 @@ func (r *Reader) Losses() events.Losses {
 	}
 	return r.lost
 }
+
+// Buffered reports whether the next event, or part of it, has been read
+// from the input already: when not, Next waits for the input (a stream's
+// writer).
+func (r *Reader) Buffered() bool { return r.left > 0 || r.in.Buffered() > 0 }
 
 // Events returns the events read so far.
 func (r *Reader) Events() uint64 { return r.events }

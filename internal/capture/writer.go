@@ -63,6 +63,7 @@ type Writer struct {
 	lost    events.Losses
 	endMono uint64
 	events  uint64 // events in the current file
+	written uint64 // events in every file
 	size    int64  // bytes in the current file
 	err     error  // sticky write error
 	closed  bool
@@ -70,7 +71,7 @@ type Writer struct {
 
 // Create creates a capture file at path with mode 0600. It refuses to
 // replace an existing file (or, when rotating, an older rotated one) unless
-// opts.Overwrite is set.
+// opts.Overwrite is set, with an error that is os.ErrExist (errors.Is).
 func Create(path string, opts Options) (*Writer, error) {
 	if opts.RotateSize != 0 && opts.RotateSize < MinRotateSize {
 		return nil, fmt.Errorf("rotate size %d: must be at least %d bytes", opts.RotateSize, MinRotateSize)
@@ -80,7 +81,7 @@ func Create(path string, opts Options) (*Writer, error) {
 	}
 	if opts.RotateSize > 0 && !opts.Overwrite {
 		if _, err := os.Lstat(rotated(path, 1)); err == nil {
-			return nil, fmt.Errorf("%s exists (from an earlier recording?): move it away or overwrite", rotated(path, 1))
+			return nil, existsError{rotated(path, 1) + " exists (from an earlier recording?): move it away or overwrite it"}
 		}
 	}
 	w := newWriter(opts)
@@ -91,9 +92,15 @@ func Create(path string, opts Options) (*Writer, error) {
 	return w, nil
 }
 
-// NewWriter writes a capture to out (no rotation, no sync).
+// NewWriter writes a capture to out, a stream that need not seek (a
+// pipe, standard output): each block is written as it is flushed, the end
+// record at Close, which neither syncs nor closes out. A stream is not
+// rotated (opts.RotateSize must be 0) and nothing is overwritten
+// (opts.Overwrite is ignored).
 func NewWriter(out io.Writer, opts Options) (*Writer, error) {
-	opts.RotateSize = 0
+	if opts.RotateSize != 0 {
+		return nil, errors.New("a stream cannot be rotated: rotation needs a file")
+	}
 	w := newWriter(opts)
 	w.out = out
 	if err := w.start(0); err != nil {
@@ -133,6 +140,16 @@ func newWriter(opts Options) *Writer {
 	return w
 }
 
+// existsError is Create's refusal to replace a file: errors.Is(err,
+// os.ErrExist) tells it from other errors.
+type existsError struct{ msg string }
+
+// Error says which file exists.
+func (e existsError) Error() string { return e.msg }
+
+// Is matches os.ErrExist.
+func (e existsError) Is(target error) bool { return target == os.ErrExist }
+
 // open creates file number seq of the recording at w.path.
 func (w *Writer) open(seq int) error {
 	flag := os.O_WRONLY | os.O_CREATE | os.O_EXCL
@@ -141,7 +158,7 @@ func (w *Writer) open(seq int) error {
 	}
 	f, err := os.OpenFile(w.path, flag, 0o600)
 	if errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("%s exists: refusing to overwrite it", w.path)
+		return existsError{w.path + " exists: refusing to overwrite it"}
 	}
 	if err != nil {
 		return fmt.Errorf("creating capture: %w", err)
@@ -218,6 +235,7 @@ func (w *Writer) Write(ev *events.Event) error {
 	w.block = w.enc.encode(w.block, ev)
 	w.count++
 	w.events++
+	w.written++
 	if len(w.block) >= w.opts.BlockSize || int64(ev.Time-w.first) > DefaultFlushAfter {
 		return w.Flush()
 	}
@@ -273,6 +291,10 @@ func (w *Writer) SetEnd(mono uint64) { w.endMono = mono }
 
 // Events returns the events written to the current file.
 func (w *Writer) Events() uint64 { return w.events }
+
+// Written returns the events written since the recording began, rotated
+// files included.
+func (w *Writer) Written() uint64 { return w.written }
 
 // end writes the end record and, for a file, syncs and closes it.
 func (w *Writer) end(rotated bool) error {

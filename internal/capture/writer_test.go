@@ -104,7 +104,7 @@ func TestCreateModeAndOverwrite(t *testing.T) {
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v, %v", st.Mode(), err)
 	}
-	if _, err := Create(path, testOptions()); err == nil || !strings.Contains(err.Error(), "refusing to overwrite") {
+	if _, err := Create(path, testOptions()); err == nil || !strings.Contains(err.Error(), "refusing to overwrite") || !errors.Is(err, os.ErrExist) {
 		t.Fatalf("second create: %v", err)
 	}
 	if err := os.Chmod(path, 0o644); err != nil {

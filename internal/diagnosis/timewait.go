@@ -163,6 +163,13 @@ func (e *Engine) TimeWait(ev *events.Event) {
 	}
 }
 
+// Holds reports whether the table holds the timewait socket of cookie:
+// its later steps concern the diagnosis whatever they carry.
+func (e *Engine) Holds(cookie uint64) bool {
+	_, ok := e.tw.socks.get(cookie)
+	return ok
+}
+
 // add files a new timewait socket of ev owned by k: toward the client
 // side destination, unless server: then the server side's. A socket the
 // start-up read found has its side from that read (ledger: the ephemeral

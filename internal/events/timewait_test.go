@@ -139,7 +139,7 @@ func TestTrackerTimeWaitStamp(t *testing.T) {
 func TestMatchEventOwner(t *testing.T) {
 	ev := events.Event{Kind: events.KindTimeWait, TwOp: events.TwFound, PID: 42, Comm: events.MakeComm("redis-cli"),
 		Sport: 40000, Dport: 6379}
-	byPID, byComm, byPort := events.Filter{PID: 42}, events.Filter{Comm: "redis-cli"}, events.Filter{Port: 6379}
+	byPID, byComm, byPort := events.Filter{PID: 42}, events.Filter{Comm: "redis-cli"}, events.Filter{Ports: []uint16{6379}}
 	ev.Flags = events.FlagHint
 	if byPID.MatchEvent(&ev) || byComm.MatchEvent(&ev) || !byPort.MatchEvent(&ev) {
 		t.Error("a hint matched --pid/--comm, or the port did not match")

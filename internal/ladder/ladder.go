@@ -76,7 +76,8 @@ func (h *Half) steps() []Step {
 	return h.Steps
 }
 
-// Row is one row of a ladder: one side entering a state.
+// Row is one row of a ladder: one side entering a state, or (Ahead) only
+// a segment crossing.
 type Row struct {
 	Side     int          // 0 left, 1 right
 	State    events.State // state entered
@@ -84,6 +85,11 @@ type Row struct {
 	Inferred bool         // the peer, inferred
 	Filled   bool         // filled in by the tracker
 	Step     int          // index into the side's steps; -1 when inferred
+	// Ahead: the row is only the segment Sent, sent by step Step of Side,
+	// which the kernel stamped after the other side's receipt of it (a
+	// child socket is made on the ACK, after its listener sent the
+	// SYN+ACK); that step's own row comes later, in time order, without it.
+	Ahead bool
 }
 
 // Ladder is one connection's diagram, before rendering.
@@ -150,8 +156,10 @@ func (l *Ladder) single(h *Half) {
 	}
 }
 
-// pair merges two traced sockets' steps in time order, except that a step
-// caused by a segment never comes before the step that sent it.
+// pair merges two traced sockets' steps in time order (at equal times, a
+// step whose cause is drawn first). A step caused by a segment whose
+// sender's step is stamped later gets that segment on an Ahead row just
+// before it, so an arrow never points back in time.
 func (l *Ladder) pair(a, b *Half) {
 	hs := [2]*Half{a, b}
 	l.Init = [2]events.State{a.initial(), b.initial()}
@@ -167,8 +175,9 @@ func (l *Ladder) pair(a, b *Half) {
 	}
 	var i [2]int
 	n := [2]int{len(a.Steps), len(b.Steps)}
+	ahead := [2][]bool{make([]bool, n[0]), make([]bool, n[1])} // the step's segment is drawn
 	ready := func(x int) bool {
-		return i[x] < n[x] && deps[x][i[x]] < i[1-x]
+		return deps[x][i[x]] < i[1-x] || ahead[1-x][deps[x][i[x]]]
 	}
 	for i[0] < n[0] || i[1] < n[1] {
 		pick := 0
@@ -176,17 +185,23 @@ func (l *Ladder) pair(a, b *Half) {
 		case i[0] >= n[0]:
 			pick = 1
 		case i[1] >= n[1]:
-		case ready(0) != ready(1):
-			if ready(1) {
-				pick = 1
-			}
 		case b.Steps[i[1]].T < a.Steps[i[0]].T:
 			pick = 1
+		case b.Steps[i[1]].T == a.Steps[i[0]].T && ready(1) && !ready(0):
+			pick = 1
 		}
-		h := hs[pick]
-		s := h.Steps[i[pick]]
+		h, k, o := hs[pick], i[pick], hs[1-pick]
+		if j := deps[pick][k]; j >= i[1-pick] && !ahead[1-pick][j] {
+			_, seg := segsOf(o, o.Steps[j])
+			l.Rows = append(l.Rows, Row{Side: 1 - pick, State: o.Steps[j].New, Sent: seg, Step: j, Ahead: true})
+			ahead[1-pick][j] = true
+		}
+		s := h.Steps[k]
 		_, sent := segsOf(h, s)
-		l.Rows = append(l.Rows, Row{Side: pick, State: s.New, Sent: sent, Filled: s.Filled, Step: i[pick]})
+		if ahead[pick][k] {
+			sent = SegNone
+		}
+		l.Rows = append(l.Rows, Row{Side: pick, State: s.New, Sent: sent, Filled: s.Filled, Step: k})
 		i[pick]++
 	}
 }

@@ -88,3 +88,44 @@ func TestQuantile(t *testing.T) {
 		t.Errorf("p99 (nearest rank below): %d", got)
 	}
 }
+
+// TestPairTimeOrder: a pair's rows are in time order, and every segment
+// is drawn before (or on) the row of the step that received it: a
+// segment whose sender's step is stamped after the receipt is drawn
+// ahead, and that step's own row then draws none.
+func TestPairTimeOrder(t *testing.T) {
+	for _, name := range []string{"client_close", "server_close", "simultaneous", "linger_reset", "half_close", "churn"} {
+		var got []*Ladder
+		p := NewPairer(func(l *Ladder) { got = append(got, l) })
+		replay(t, name, p)
+		p.Flush()
+		for _, l := range got {
+			var prev uint64
+			drawn := [2]map[int]bool{{}, {}}
+			for i, r := range l.Rows {
+				h := l.Sides[r.Side]
+				if h == nil || r.Inferred {
+					continue
+				}
+				if r.Ahead {
+					drawn[r.Side][r.Step] = true
+					continue
+				}
+				if tm := h.Steps[r.Step].T; tm < prev {
+					t.Errorf("%s: row %d goes back in time (%d < %d)", name, i, tm, prev)
+				} else {
+					prev = tm
+				}
+				if drawn[r.Side][r.Step] && r.Sent != SegNone {
+					t.Errorf("%s: row %d draws its segment twice", name, i)
+				}
+				drawn[r.Side][r.Step] = true
+				if o := l.Sides[1-r.Side]; o != nil {
+					if j := matchDeps(h, o)[r.Step]; j >= 0 && !drawn[1-r.Side][j] {
+						t.Errorf("%s: row %d receives a segment not drawn yet", name, i)
+					}
+				}
+			}
+		}
+	}
+}

@@ -189,6 +189,30 @@ func (sh *Shape) At(x, k int) int64 {
 	return quantile(v, 50)
 }
 
+// Medians returns the shape's ladder laid out again with each step at its
+// median time (At), so that its rows go forward in time as the medians do.
+func (sh *Shape) Medians() *Ladder {
+	l := sh.Ladder
+	var hs [2]*Half
+	for x, h := range l.Sides {
+		if h == nil {
+			continue
+		}
+		c := *h
+		c.Steps = append([]Step(nil), h.Steps...)
+		for k := range c.Steps {
+			if at := sh.At(x, k); at >= 0 {
+				c.Steps[k].T = l.T0 + uint64(at)
+			}
+		}
+		hs[x] = &c
+	}
+	if hs[0] == nil || hs[1] == nil {
+		return l // one side: its rows are in its own order already
+	}
+	return New(hs[0], hs[1])
+}
+
 // Dur returns the median time side x spent in the state entered at step
 // k; -1 when unknown, TIME_WAIT's hold for a final TIME_WAIT.
 func (sh *Shape) Dur(x, k int) int64 {

@@ -95,7 +95,7 @@ type Socket struct {
 }
 
 // ReadPile dumps every TCP socket of the namespace once and returns its
-// timewait sockets that pass f's Port and Host (they have no owner for its
+// timewait sockets that pass f's Ports and Hosts (they have no owner for its
 // PID and Comm), each as a TwFound event; those toward a
 // destination that a process still holds an open socket toward name it
 // (PID, Comm, events.FlagHint). Run it off the event path: it costs a few

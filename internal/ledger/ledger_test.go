@@ -260,11 +260,14 @@ func TestReadPileFilter(t *testing.T) {
 		want int
 	}{
 		{events.Filter{}, 900},
-		{events.Filter{Port: 81}, 100},
-		{events.Filter{Port: 80}, 800},
-		{events.Filter{Host: netip.MustParseAddr("127.0.0.2")}, 800},
-		{events.Filter{Host: netip.MustParseAddr("::ffff:127.0.1.2"), Port: 81}, 100},
-		{events.Filter{Host: netip.MustParseAddr("127.0.0.2"), Port: 81}, 0},
+		{events.Filter{Ports: []uint16{81}}, 100},
+		{events.Filter{Ports: []uint16{80}}, 800},
+		{events.Filter{Hosts: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}, 800},
+		{events.Filter{Hosts: []netip.Prefix{netip.MustParsePrefix("127.0.1.0/24")}}, 100},
+		{events.Filter{Hosts: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32"), netip.MustParsePrefix("127.0.1.0/24")}}, 900},
+		{events.Filter{Ports: []uint16{81, 80}}, 900},
+		{events.Filter{Hosts: []netip.Prefix{netip.MustParsePrefix("127.0.1.2/32")}, Ports: []uint16{81}}, 100},
+		{events.Filter{Hosts: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}, Ports: []uint16{81}}, 0},
 	} {
 		p, err := ReadPile(ns.Netns, c.f)
 		if err != nil {
@@ -313,7 +316,7 @@ func TestReadPileCookie(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 
 	self := Netns{Inode: inode("/proc/self/ns/net"), Path: "/proc/self/ns/net"}
-	p, err := ReadPile(self, events.Filter{Port: local.Port()})
+	p, err := ReadPile(self, events.Filter{Ports: []uint16{local.Port()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,7 +126,7 @@ func TestBuilder(t *testing.T) {
 // count toward Sockets only.
 func TestBuilderBound(t *testing.T) {
 	var p Pile
-	b := newBuilder(&p, events.Filter{Port: 443}, 2, nil)
+	b := newBuilder(&p, events.Filter{Ports: []uint16{443}}, 2, nil)
 	for i := range 5 {
 		b.add(diagMsg{state: events.TimeWait, timer: 3, saddr: "10.0.0.2", daddr: "10.0.0.1", sport: uint16(40000 + i), dport: 443}.bytes())
 		b.add(diagMsg{state: events.TimeWait, timer: 3, saddr: "10.0.0.2", daddr: "10.0.0.1", sport: uint16(40000 + i), dport: 80}.bytes())
@@ -138,19 +138,28 @@ func TestBuilderBound(t *testing.T) {
 
 // TestFilter matches either end, v4-mapped hosts as v4.
 func TestFilter(t *testing.T) {
+	host := func(s string) netip.Prefix {
+		p, err := events.ParseHost(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	ev := events.Event{Saddr: netip.MustParseAddr("10.0.0.2"), Daddr: netip.MustParseAddr("10.0.0.1"), Sport: 40000, Dport: 443}
 	for _, c := range []struct {
 		f    events.Filter
 		want bool
 	}{
 		{events.Filter{}, true},
-		{events.Filter{Port: 443}, true},
-		{events.Filter{Port: 40000}, true},
-		{events.Filter{Port: 80}, false},
-		{events.Filter{Host: netip.MustParseAddr("10.0.0.1")}, true},
-		{events.Filter{Host: netip.MustParseAddr("::ffff:10.0.0.2")}, true},
-		{events.Filter{Host: netip.MustParseAddr("10.0.0.3")}, false},
-		{events.Filter{Host: netip.MustParseAddr("10.0.0.1"), Port: 80}, false},
+		{events.Filter{Ports: []uint16{443}}, true},
+		{events.Filter{Ports: []uint16{40000}}, true},
+		{events.Filter{Ports: []uint16{80}}, false},
+		{events.Filter{Ports: []uint16{80, 443}}, true},
+		{events.Filter{Hosts: []netip.Prefix{host("10.0.0.1")}}, true},
+		{events.Filter{Hosts: []netip.Prefix{host("::ffff:10.0.0.2")}}, true},
+		{events.Filter{Hosts: []netip.Prefix{host("10.0.0.3")}}, false},
+		{events.Filter{Hosts: []netip.Prefix{host("10.0.0.3"), host("10.0.0.0/30")}}, true},
+		{events.Filter{Hosts: []netip.Prefix{host("10.0.0.1")}, Ports: []uint16{80}}, false},
 	} {
 		if got := c.f.MatchEvent(&ev); got != c.want {
 			t.Errorf("%+v: %v, want %v", c.f, got, c.want)

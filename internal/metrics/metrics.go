@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"cmp"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -66,9 +67,20 @@ type Metrics struct {
 	forecast    []destValue
 }
 
+// destValue is a per-destination gauge's value; key is the destination's
+// label and its namespace's, joined by a NUL.
 type destValue struct {
-	dest  string
+	key   string
 	value float64
+}
+
+// otherKey is the key of the series that counts the other destinations.
+const otherKey = OtherLabel + "\x00" + OtherLabel
+
+// labels returns the destination and netns labels of key.
+func (v destValue) labels() (dest, netns string) {
+	dest, netns, _ = strings.Cut(v.key, "\x00")
+	return dest, netns
 }
 
 // New returns the metrics, registered with a registry of their own that
@@ -83,6 +95,9 @@ func New(o Options) *Metrics {
 	m := &Metrics{o: o, reg: prometheus.NewRegistry(),
 		closes:   newTopCounter(o.TopK, uint64(o.Window)),
 		failures: newTopCounter(maxErrors, 0)}
+	for _, e := range connectErrors { // at 0 from the first scrape
+		m.failures.slots[e] = &slot{}
+	}
 	m.reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -137,10 +152,17 @@ func (m *Metrics) SetTracker(s events.Stats) {
 }
 
 // SetDiagnosis records the diagnosis's TIME_WAIT and orphaned FIN_WAIT2 by
-// destination and its port-exhaustion forecasts (call it every few seconds).
+// destination and its port-exhaustion forecasts (call it every few seconds,
+// and at once when a namespace's table has been read). Once a namespace's
+// TIME_WAIT is known, the gauges have an "other" series from then on (0, or
+// +Inf for the forecast, when no other destination has one).
 func (m *Metrics) SetDiagnosis(r *diagnosis.Report) {
 	if r == nil {
 		return
+	}
+	held := false
+	for i := range r.Namespaces {
+		held = held || r.Namespaces[i].TimeWait >= 0
 	}
 	twRows := m.heldRows(r, func(row *diagnosis.TimeWaitRow) int { return row.Count },
 		func(ns *diagnosis.NetnsRow) int { return ns.TimeWait })
@@ -151,21 +173,21 @@ func (m *Metrics) SetDiagnosis(r *diagnosis.Report) {
 		if row.Forecast.Never {
 			continue
 		}
-		k := destLabel(row.Dest)
+		k := destKey(row.Dest)
 		if v, ok := fc[k]; !ok || row.Forecast.ETA.Seconds() < v {
 			fc[k] = row.Forecast.ETA.Seconds()
 		}
 	}
 	near := func(a, b float64) int { return cmp.Compare(a, b) }
 	fcRows := topValues(fc, m.o.TopK, near)
-	if len(fc) > len(fcRows) {
-		rest := fc
-		for _, v := range fcRows {
-			delete(rest, v.dest)
-		}
-		if o := topValues(rest, 1, near); len(o) == 1 {
-			fcRows = append(fcRows, destValue{OtherLabel, o[0].value}) // the nearest of the rest
-		}
+	rest := fc
+	for _, v := range fcRows {
+		delete(rest, v.key)
+	}
+	if o := topValues(rest, 1, near); len(o) == 1 {
+		fcRows = append(fcRows, destValue{otherKey, o[0].value}) // the nearest of the rest
+	} else if held {
+		fcRows = append(fcRows, destValue{otherKey, math.Inf(1)}) // none at risk
 	}
 	m.mu.Lock()
 	m.timeWait, m.finWait2, m.forecast = twRows, fwRows, fcRows
@@ -180,7 +202,7 @@ func (m *Metrics) heldRows(r *diagnosis.Report, row func(*diagnosis.TimeWaitRow)
 	var shown float64
 	for i := range r.TimeWait {
 		if n := row(&r.TimeWait[i]); n > 0 {
-			byDest[destLabel(r.TimeWait[i].Dest)] += float64(n)
+			byDest[destKey(r.TimeWait[i].Dest)] += float64(n)
 			shown += float64(n)
 		}
 	}
@@ -197,10 +219,11 @@ func (m *Metrics) heldRows(r *diagnosis.Report, row func(*diagnosis.TimeWaitRow)
 	for _, v := range rows {
 		kept += v.value
 	}
-	if known && total > kept {
-		rows = append(rows, destValue{OtherLabel, total - kept})
-	} else if shown > kept {
-		rows = append(rows, destValue{OtherLabel, shown - kept})
+	switch {
+	case known:
+		rows = append(rows, destValue{otherKey, max(total-kept, 0)})
+	case shown > kept:
+		rows = append(rows, destValue{otherKey, shown - kept})
 	}
 	return rows
 }
@@ -208,20 +231,22 @@ func (m *Metrics) heldRows(r *diagnosis.Report, row func(*diagnosis.TimeWaitRow)
 // topValues returns the k first values of m in the order of less.
 func topValues(m map[string]float64, k int, less func(a, b float64) int) []destValue {
 	out := make([]destValue, 0, len(m))
-	for d, v := range m {
-		out = append(out, destValue{d, v})
+	for k, v := range m {
+		out = append(out, destValue{k, v})
 	}
-	slices.SortFunc(out, func(a, b destValue) int { return cmp.Or(less(a.value, b.value), strings.Compare(a.dest, b.dest)) })
+	slices.SortFunc(out, func(a, b destValue) int { return cmp.Or(less(a.value, b.value), strings.Compare(a.key, b.key)) })
 	return out[:min(len(out), k)]
 }
 
-// destLabel names a destination: "addr:port" toward a server, or
-// "local:port" for TIME_WAIT held on a server's own port.
-func destLabel(d diagnosis.Dest) string {
+// destKey names a destination and its namespace: "addr:port" toward a
+// server, or "local:port" for TIME_WAIT held on a server's own port; a NUL;
+// the namespace's inode.
+func destKey(d diagnosis.Dest) string {
+	ns := strconv.FormatUint(uint64(d.Netns), 10)
 	if d.Lport != 0 {
-		return "local:" + strconv.Itoa(int(d.Lport))
+		return "local:" + strconv.Itoa(int(d.Lport)) + "\x00" + ns
 	}
-	return netip.AddrPortFrom(d.Daddr.Unmap(), d.Dport).String()
+	return netip.AddrPortFrom(d.Daddr.Unmap(), d.Dport).String() + "\x00" + ns
 }
 
 // errName names a connect failure's errno (EADDRNOTAVAIL, ECONNREFUSED...).

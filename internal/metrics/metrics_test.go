@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -141,7 +142,7 @@ func TestTopCounter(t *testing.T) {
 func TestSetDiagnosis(t *testing.T) {
 	m := New(Options{TopK: 2})
 	dest := func(port uint16) diagnosis.Dest {
-		return diagnosis.Dest{Daddr: netip.MustParseAddr("10.0.0.1"), Dport: port}
+		return diagnosis.Dest{Netns: 7, Daddr: netip.MustParseAddr("10.0.0.1"), Dport: port}
 	}
 	m.SetDiagnosis(&diagnosis.Report{
 		Namespaces: []diagnosis.NetnsRow{{TimeWait: 100, FinWait2: 9}, {TimeWait: -1, FinWait2: 50}},
@@ -154,25 +155,71 @@ func TestSetDiagnosis(t *testing.T) {
 	})
 	v := values(t, m)
 	for key, want := range map[string]float64{
-		`tcptrace_time_wait_sockets{destination=10.0.0.1:1}`:                50,
-		`tcptrace_time_wait_sockets{destination=10.0.0.1:2}`:                30,
-		`tcptrace_time_wait_sockets{destination=other}`:                     20, // the namespace's 100, less those shown
-		`tcptrace_orphan_fin_wait2_sockets{destination=10.0.0.1:3}`:         4,
-		`tcptrace_orphan_fin_wait2_sockets{destination=local:80}`:           2,
-		`tcptrace_orphan_fin_wait2_sockets{destination=other}`:              3, // the known namespace's 9, less those shown
-		`tcptrace_port_exhaustion_forecast_seconds{destination=10.0.0.1:2}`: 10,
-		`tcptrace_port_exhaustion_forecast_seconds{destination=10.0.0.1:1}`: 30,
-		`tcptrace_port_exhaustion_forecast_seconds{destination=other}`:      40,
+		`tcptrace_time_wait_sockets{destination=10.0.0.1:1,netns=7}`:                50,
+		`tcptrace_time_wait_sockets{destination=10.0.0.1:2,netns=7}`:                30,
+		`tcptrace_time_wait_sockets{destination=other,netns=other}`:                 20, // the namespace's 100, less those shown
+		`tcptrace_orphan_fin_wait2_sockets{destination=10.0.0.1:3,netns=7}`:         4,
+		`tcptrace_orphan_fin_wait2_sockets{destination=local:80,netns=0}`:           2,
+		`tcptrace_orphan_fin_wait2_sockets{destination=other,netns=other}`:          3, // the known namespace's 9, less those shown
+		`tcptrace_port_exhaustion_forecast_seconds{destination=10.0.0.1:2,netns=7}`: 10,
+		`tcptrace_port_exhaustion_forecast_seconds{destination=10.0.0.1:1,netns=7}`: 30,
+		`tcptrace_port_exhaustion_forecast_seconds{destination=other,netns=other}`:  40,
 	} {
 		if got, ok := v[key]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", key, got, ok, want)
 		}
 	}
-	if _, ok := v[`tcptrace_orphan_fin_wait2_sockets{destination=10.0.0.1:2}`]; ok {
+	if _, ok := v[`tcptrace_orphan_fin_wait2_sockets{destination=10.0.0.1:2,netns=7}`]; ok {
 		t.Error("a destination without orphaned FIN_WAIT2 has the gauge")
 	}
-	if _, ok := v[`tcptrace_port_exhaustion_forecast_seconds{destination=10.0.0.1:4}`]; ok {
+	if _, ok := v[`tcptrace_port_exhaustion_forecast_seconds{destination=10.0.0.1:4,netns=7}`]; ok {
 		t.Error("a destination never exhausted has a forecast")
+	}
+}
+
+// TestSeriesFromStart: counters are there at 0 before anything happened,
+// and the held gauges and the forecast from the first report that knows a
+// namespace's TIME_WAIT, with nothing held or at risk.
+func TestSeriesFromStart(t *testing.T) {
+	m := New(Options{Kernel: &fakeKernel{}})
+	v := values(t, m)
+	for _, key := range []string{
+		`tcptrace_connect_failures_total{error=EADDRNOTAVAIL}`,
+		`tcptrace_connect_failures_total{error=ECONNREFUSED}`,
+		`tcptrace_connect_failures_total{error=ETIMEDOUT}`,
+		`tcptrace_active_closes_total{comm=other,container=other}`,
+		`tcptrace_connections_finished_total{closer=local,end=graceful}`,
+		`tcptrace_connections_finished_total{closer=none,end=failed}`,
+		`tcptrace_transitions_total{from=FIN_WAIT2,to=TIME_WAIT}`,
+		`tcptrace_transitions_total{from=SYN_SENT,to=CLOSE}`,
+		`tcptrace_transitions_inferred_total{}`,
+		`tcptrace_kernel_events_lost_total{cause=ring_full}`,
+		`tcptrace_userspace_drops_total{cause=evicted}`,
+		`tcptrace_events_total{}`,
+		`tcptrace_connections_total{}`,
+	} {
+		if got, ok := v[key]; !ok || got != 0 {
+			t.Errorf("%s = %v (present %v), want 0", key, got, ok)
+		}
+	}
+	if _, ok := v[`tcptrace_connections_finished_total{closer=local,end=open}`]; ok {
+		t.Error("a finished connection counted as open")
+	}
+	for k := range v {
+		if strings.HasPrefix(k, "tcptrace_time_wait_sockets") || strings.HasPrefix(k, "tcptrace_port_exhaustion") {
+			t.Errorf("%s before any namespace is known", k)
+		}
+	}
+	m.SetDiagnosis(&diagnosis.Report{Namespaces: []diagnosis.NetnsRow{{Netns: 1, TimeWait: 0}}})
+	v = values(t, m)
+	for key, want := range map[string]float64{
+		`tcptrace_time_wait_sockets{destination=other,netns=other}`:                0,
+		`tcptrace_orphan_fin_wait2_sockets{destination=other,netns=other}`:         0,
+		`tcptrace_port_exhaustion_forecast_seconds{destination=other,netns=other}`: math.Inf(1),
+	} {
+		if got, ok := v[key]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", key, got, ok, want)
+		}
 	}
 }
 

@@ -98,12 +98,10 @@ func (t *topCounter) rotate() {
 	clear(t.cand)
 }
 
-// each calls fn for every labelled series and then for other (when it counted).
+// each calls fn for every labelled series and then for other (from 0).
 func (t *topCounter) each(fn func(key string, total uint64)) {
 	for k, s := range t.slots {
 		fn(k, s.total)
 	}
-	if t.other > 0 {
-		fn(OtherLabel, t.other)
-	}
+	fn(OtherLabel, t.other)
 }

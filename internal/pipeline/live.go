@@ -46,8 +46,9 @@ type Live struct {
 }
 
 // OpenLive attaches the probe (it checks, unless told not to, that a
-// loopback connection is traced), seeds it with the listeners that
-// predate it and starts the start-up read of every namespace.
+// loopback connection is traced) and seeds it with the listeners that
+// predate it. The start-up read of every namespace starts with the
+// pipeline (New), through its connection filter.
 func OpenLive(o LiveOptions) (*Live, error) {
 	p, err := probe.Open(o.Probe)
 	if err != nil {
@@ -61,7 +62,6 @@ func OpenLive(o LiveOptions) (*Live, error) {
 	for _, s := range l.seeds {
 		_ = p.SeedListener(s.Netns, s.Port, s.Family, s.Owner)
 	}
-	l.pile = startPile("/proc", events.Filter{Port: o.Probe.Filter.Port, Host: o.Probe.Filter.Host})
 	// Loading parsed the kernel's BTF (tens of MiB, garbage now): give it
 	// back to the system rather than carry it as resident memory.
 	debug.FreeOSMemory()
@@ -73,7 +73,9 @@ func (l *Live) Probe() *probe.Probe { return l.probe }
 
 // Close stops the start-up read and detaches the probe.
 func (l *Live) Close() error {
-	l.pile.Close()
+	if l.pile != nil {
+		l.pile.Close()
+	}
 	return l.probe.Close()
 }
 
@@ -97,13 +99,16 @@ func (l *Live) timeWaitEvents() bool      { return l.probe.TimeWaitEvents() }
 func (l *Live) drained() bool             { return l.probe.Buffered() == 0 }
 func (l *Live) ledgerNote() string        { return "" }
 
-// attach gives the tracker the listeners that predate tracing, has the
+// attach gives the tracker the listeners that predate tracing, starts the
+// start-up read of every namespace through p's ports and hosts (the
+// sockets it finds have no owner for a --pid or --comm), has the
 // diagnosis queue namespaces first seen in the stream for a read, and runs
 // p's ticks at the probe's idle polls.
 func (l *Live) attach(p *Pipeline) {
 	for _, s := range l.seeds {
 		p.tracker.AddListener(s.Netns, s.Port, s.Owner)
 	}
+	l.pile = startPile("/proc", events.Filter{Ports: p.filter.Ports, Hosts: p.filter.Hosts})
 	p.engine.SetNetnsHook(l.pile.Watch)
 	l.probe.SetOnIdle(p.idle)
 }

@@ -8,7 +8,9 @@ package pipeline
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"syscall"
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/capture"
@@ -49,11 +51,18 @@ type Config struct {
 	// diagnosis, in order.
 	Sinks []events.Sink
 	// Out is the output the sinks write to, flushed at every tick and at
-	// the end; the run ends quietly once it is closed. Nil if none.
+	// the end. Once it is closed (EPIPE: `| head`) the run ends quietly,
+	// unless it records: the recording goes on until the run ends. Nil if
+	// none.
 	Out *Output
 	// Record records every event, those the source feeds at ticks
-	// included; Run closes it. Nil if none.
+	// included; Run closes it. Once its reader is gone (EPIPE: a capture
+	// written to a pipe) the run ends quietly. Nil if none.
 	Record *capture.Writer
+	// Log receives a line when the output closes while recording, how
+	// much the recording then holds at the end, and when a recording's
+	// reader goes away (stderr); nil discards them.
+	Log io.Writer
 }
 
 // Pipeline is one run: a source, the tracker, the diagnosis and the sinks.
@@ -65,6 +74,9 @@ type Pipeline struct {
 	filter   events.Filter // the connection filter of the diagnosis
 	out      *Output
 	rec      *capture.Writer
+	log      io.Writer
+	outShut  bool // the output's close was seen
+	outGone  bool // the output was closed while recording
 	jobs     []job
 	atEnd    []func()
 	lastTick uint64 // the source's clock at the latest tick
@@ -83,7 +95,10 @@ type job struct {
 
 // New builds the pipeline of src with c.
 func New(src Source, c Config) *Pipeline {
-	p := &Pipeline{src: src, filter: c.Filter, out: c.Out, rec: c.Record}
+	p := &Pipeline{src: src, filter: c.Filter, out: c.Out, rec: c.Record, log: c.Log}
+	if p.log == nil {
+		p.log = io.Discard
+	}
 	p.filter.States = nil
 	p.engine = diagnosis.New(c.Diagnosis)
 	tee := events.Tee{
@@ -136,8 +151,12 @@ func (p *Pipeline) Run() error {
 			p.rec.SetLosses(lost)
 		}
 		p.rec.SetEnd(p.end)
-		if cerr := p.rec.Close(); err == nil {
+		cerr := p.rec.Close()
+		if err == nil {
 			err = cerr
+		}
+		if cerr == nil && p.outGone {
+			fmt.Fprintf(p.log, "tcptrace: the capture holds %d events\n", p.rec.Written())
 		}
 		p.rec = nil // what the source feeds from now on (a report's) is not recorded
 	}
@@ -150,7 +169,6 @@ func (p *Pipeline) Run() error {
 // loop feeds the stream through until it ends.
 func (p *Pipeline) loop() error {
 	ev := &p.ev
-	stopped := false
 	for n := 1; ; n++ {
 		if err := p.src.Next(ev); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -171,11 +189,23 @@ func (p *Pipeline) loop() error {
 		if p.err != nil {
 			return p.err
 		}
-		if !stopped && p.out != nil && p.out.Err() != nil {
-			p.src.Stop() // output closed (e.g. piped into head): finish quietly
-			stopped = true
-		}
+		p.outClosed()
 	}
+}
+
+// outClosed stops the source, once, when the output has been closed (e.g.
+// piped into head: the run finishes quietly), unless a recording goes on.
+func (p *Pipeline) outClosed() {
+	if p.outShut || p.out == nil || p.out.Err() == nil {
+		return
+	}
+	p.outShut = true
+	if p.rec == nil {
+		p.src.Stop()
+		return
+	}
+	p.outGone = true
+	fmt.Fprintf(p.log, "tcptrace: the output was closed; the capture records on until the run ends\n")
 }
 
 // step passes one event, from the stream or fed by the source, to the
@@ -187,8 +217,21 @@ func (p *Pipeline) step(ev *events.Event) error {
 		p.timeWait(ev)
 	}
 	if p.rec != nil {
-		return p.rec.Write(ev)
+		return p.recorded(p.rec.Write(ev))
 	}
+	return nil
+}
+
+// recorded returns err, the recording's, unless the recording's reader
+// has gone (EPIPE: a capture written to a pipe whose reader quit): then
+// recording stops, the source too, and the run ends quietly.
+func (p *Pipeline) recorded(err error) error {
+	if err == nil || !errors.Is(err, syscall.EPIPE) {
+		return err
+	}
+	fmt.Fprintf(p.log, "tcptrace: the capture's reader went away (broken pipe) after %d events: stopping\n", p.rec.Written())
+	p.rec = nil
+	p.src.Stop()
 	return nil
 }
 
@@ -196,8 +239,16 @@ func (p *Pipeline) step(ev *events.Event) error {
 // The connection filter picks the sockets the diagnosis follows (at their
 // start, or when found at start): their later steps carry no owner once
 // the connection has ended, and the diagnosis knows them by cookie.
+// A later step of a socket the diagnosis does not follow (its start was
+// filtered out, lost, or predates tracing) passes only as its start would
+// have: a move would file it, an end count it as a stray.
 func (p *Pipeline) timeWait(ev *events.Event) {
-	if (ev.TwOp == events.TwStart || ev.TwOp == events.TwFound) && !p.filter.MatchEvent(ev) {
+	switch {
+	case ev.TwOp == events.TwStart || ev.TwOp == events.TwFound:
+		if !p.filter.MatchEvent(ev) {
+			return
+		}
+	case !p.engine.Holds(ev.Cookie) && !p.filter.MatchEvent(ev):
 		return
 	}
 	p.engine.TimeWait(ev)
@@ -230,10 +281,13 @@ func (p *Pipeline) tick(now uint64) {
 	}
 	if p.rec != nil && now-p.recFlush >= uint64(captureFlushEvery) {
 		p.recFlush = now
-		_ = p.rec.Flush() // an error stays in the writer: the next Write returns it
+		// An error stays in the writer (the next Write returns it); a
+		// gone reader ends the run now, idle or not.
+		_ = p.recorded(p.rec.Flush())
 	}
 	if p.out != nil {
 		_ = p.out.Flush()
+		p.outClosed() // idle, no event would tell
 	}
 }
 

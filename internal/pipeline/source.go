@@ -38,6 +38,8 @@ type Replay struct {
 	r       *capture.Reader
 	last    uint64 // the latest event's time
 	stopped bool
+	stream  bool   // read from a stream, which may wait for its writer
+	onWait  func() // before a read that may wait (a stream's)
 }
 
 // OpenReplay opens the capture at path.
@@ -47,6 +49,19 @@ func OpenReplay(path string) (*Replay, error) {
 		return nil, err
 	}
 	return &Replay{r: r}, nil
+}
+
+// NewReplay reads a capture from in, a stream that need not seek
+// (standard input, a pipe from a recording run). It reads as a file is
+// read, front to back: the end record comes last, as with a file, and a
+// stream that ends without it was cut short. The views' output is flushed
+// whenever the next read may wait for the writer.
+func NewReplay(in io.Reader) (*Replay, error) {
+	r, err := capture.NewReader(in)
+	if err != nil {
+		return nil, err
+	}
+	return &Replay{r: r, stream: true}, nil
 }
 
 // Capture returns the capture read.
@@ -59,6 +74,9 @@ func (s *Replay) Close() error { return s.r.Close() }
 func (s *Replay) Next(ev *events.Event) error {
 	if s.stopped {
 		return io.EOF
+	}
+	if s.onWait != nil && !s.r.Buffered() {
+		s.onWait()
 	}
 	err := s.r.Next(ev)
 	if err == nil && ev.Time > s.last {
@@ -92,8 +110,12 @@ func (s *Replay) tick(*Pipeline, uint64) error {
 }
 func (s *Replay) settle(*Pipeline) {}
 
-// attach gives the diagnosis the sysctls recorded for each namespace.
+// attach gives the diagnosis the sysctls recorded for each namespace and,
+// reading a stream, has p's output flushed before each read that may wait.
 func (s *Replay) attach(p *Pipeline) {
+	if s.stream && p.out != nil {
+		s.onWait = func() { _ = p.out.Flush() }
+	}
 	cache := map[uint32]*diagnosis.Sysctls{}
 	p.engine.SetSysctls(func(ns uint32) *diagnosis.Sysctls {
 		if c, ok := cache[ns]; ok {

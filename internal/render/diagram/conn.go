@@ -18,7 +18,7 @@ func (d *drawer) columnHead(l *ladder.Ladder, x int, marks []string, w int) []st
 	if h == nil {
 		role += " (inferred)"
 	} else {
-		owner = ownerText(h.Owner, w, d.st.g.ell)
+		owner = d.ownerText(h.Owner, w)
 	}
 	return append([]string{role, endpointOf(l, x), owner}, marks...)
 }
@@ -128,9 +128,6 @@ func extraNotes(l *ladder.Ladder, st *styles) []style.Note {
 	if l.Sides[0] == nil || l.Sides[1] == nil {
 		ns = append(ns, style.Note{Text: "the peer was not traced: its column is inferred from the local transitions", Style: &st.inferred})
 	}
-	if backwards(l) {
-		ns = append(ns, style.Note{Text: "times out of order: rows put each send before its receipt", Style: &st.Faint})
-	}
 	if filled {
 		ns = append(ns, style.Note{Text: "*: the kernel event was lost; the step was filled in", Style: &st.Faint})
 	}
@@ -188,7 +185,7 @@ func (d *drawer) connTitle(l *ladder.Ladder) string {
 	if d.g.width >= wideAt {
 		s += "  cookie " + cookies + "  netns " + itoa(uint64(h.Netns))
 	}
-	return d.st.Paint(d.st.title, style.TruncRight(s, d.g.width, d.st.g.ell))
+	return d.st.Paint(d.st.title, d.fit(s, d.g.width))
 }
 
 // connNote is the remark on a row of one connection (wide layouts).
@@ -196,6 +193,10 @@ func connNote(l *ladder.Ladder, r ladder.Roles) func(w *ladder.Row) string {
 	return func(w *ladder.Row) string {
 		h := l.Sides[w.Side]
 		switch {
+		case w.Ahead && w.Sent == ladder.SegSYNACK:
+			return "sent by the listener"
+		case w.Ahead:
+			return ""
 		case w.Filled:
 			return "event lost, filled in"
 		case w.Sent == ladder.SegRST && w.Inferred && l.Sides[1-w.Side] != nil && l.Sides[1-w.Side].End == events.EndRefused:
@@ -212,7 +213,7 @@ func connNote(l *ladder.Ladder, r ladder.Roles) func(w *ladder.Row) string {
 			return "orphaned (timewait)"
 		case w.State == events.CloseWait:
 			return "app has yet to close"
-		case w.Sent == ladder.SegSYNACK && h != nil:
+		case w.State == events.SynRecv && h != nil:
 			return "child made on the ACK"
 		case w.Inferred:
 			return "inferred"
@@ -228,21 +229,4 @@ func (d *drawer) drawConn(l *ladder.Ladder) []string {
 	out = append(out, d.connHeads(l, r)...)
 	out = append(out, d.rows(l, l, connNote(l, r))...)
 	return append(out, d.footer(verdictNotes(l, r, d.st))...)
-}
-
-// backwards reports whether a pair's rows go back in time.
-func backwards(l *ladder.Ladder) bool {
-	var prev uint64
-	for _, r := range l.Rows {
-		h := l.Sides[r.Side]
-		if h == nil || r.Step < 0 || r.Step >= len(h.Steps) {
-			continue
-		}
-		t := h.Steps[r.Step].T
-		if t < prev {
-			return true
-		}
-		prev = t
-	}
-	return false
 }

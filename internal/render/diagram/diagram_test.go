@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/render/rendertest"
@@ -49,6 +50,7 @@ func TestGoldenDiagrams(t *testing.T) {
 			t.Run(name+"/"+v.name, func(t *testing.T) {
 				out := drawFixture(t, path, v.o, sel)
 				rendertest.CheckWidth(t, out, v.o.Columns())
+				checkForward(t, out)
 				if v.o.ASCII && strings.IndexFunc(out, func(r rune) bool { return r > 126 }) >= 0 {
 					t.Errorf("non-ASCII output in ASCII mode:\n%s", out)
 				}
@@ -85,6 +87,82 @@ func TestGoldenAggregateAll(t *testing.T) {
 }
 
 var ansiRE = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+// titleRE matches a diagram's first line: a connection's or a shape's.
+var titleRE = regexp.MustCompile(`^(TCP |[×x][0-9,]+  )`)
+
+// checkForward fails unless, in every diagram of out, the time column is
+// labelled and its times only go forward.
+func checkForward(t *testing.T, out string) {
+	t.Helper()
+	rows, labelled := false, 0
+	var prev time.Duration
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, " ELAPSED  STATE") {
+			rows, prev = true, 0
+			labelled++
+			continue
+		}
+		if !rows || len(line) < timeW {
+			rows = rows && line != ""
+			continue
+		}
+		tm := strings.TrimSpace(line[:timeW])
+		if tm == "" {
+			continue
+		}
+		d, err := time.ParseDuration(strings.ReplaceAll(tm, "us", "µs"))
+		if err != nil { // the footer
+			rows = false
+			continue
+		}
+		if d < prev {
+			t.Errorf("time goes back from %v to %v:\n%s\n%s", prev, d, line, out)
+		}
+		prev = d
+	}
+	want := 0
+	for _, line := range strings.Split(out, "\n") {
+		if titleRE.MatchString(line) {
+			want++
+		}
+	}
+	if labelled != want {
+		t.Errorf("%d labelled time columns for %d diagrams:\n%s", labelled, want, out)
+	}
+	if strings.Contains(out, "out of order") {
+		t.Errorf("times said to be out of order:\n%s", out)
+	}
+}
+
+// TestTimesGoForward: every fixture's diagrams, alone and aggregated, in
+// every layout, have a labelled time column that only goes forward.
+func TestTimesGoForward(t *testing.T) {
+	for _, path := range rendertest.Fixtures(t) {
+		for _, v := range diagramVariants {
+			for _, sel := range []Select{{}, {Mode: Aggregate}} {
+				checkForward(t, drawFixture(t, path, v.o, sel))
+			}
+		}
+	}
+}
+
+// TestDiagramPipe: off a terminal nothing is cut, however long: owners,
+// endpoints and titles are whole, the line widened.
+func TestDiagramPipe(t *testing.T) {
+	path := rendertest.Fixture(t, "synthetic_gaps")
+	out := drawFixture(t, path, style.Options{Width: 80, Pipe: true}, Select{})
+	for _, want := range []string{"[2001:db8:ffff:1234:5678:9abc:def0:1]:443", "192.168.100.200:61234  reset"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "…") {
+		t.Errorf("cut off a terminal:\n%s", out)
+	}
+	checkForward(t, out)
+	rendertest.Golden(t, "diagram_synthetic_gaps.pipe80.golden", []byte(out))
+}
 
 // TestDiagramColor checks that colour only adds escapes, and that the
 // inferred peer is italic.

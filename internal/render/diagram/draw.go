@@ -66,6 +66,15 @@ func newDrawer(w io.Writer, o style.Options) *drawer {
 	return &drawer{o: o, st: newStyles(w, o), g: newGeom(o)}
 }
 
+// fit cuts s to w cells on a terminal; off one (Options.Pipe) it keeps s
+// whole, however wide, for grep.
+func (d *drawer) fit(s string, w int) string {
+	if d.o.Pipe {
+		return s
+	}
+	return style.TruncRight(s, w, d.st.g.ell)
+}
+
 // cell renders a state cell of at most g.cell cells.
 func (d *drawer) cell(state events.State, dur int64, inferred, filled bool) string {
 	name := state.String()
@@ -83,10 +92,28 @@ func (d *drawer) cell(state events.State, dur int64, inferred, filled bool) stri
 		extra += "*"
 	}
 	if style.Cells(name)+style.Cells(extra) > d.g.cell {
-		name = style.TruncRight(name, d.g.cell-style.Cells(extra), d.st.g.ell)
+		name = d.fit(name, d.g.cell-style.Cells(extra))
+	}
+	pad := 0 // the times in state line up, under their label
+	if extra != "" {
+		pad = max(0, stateW-1-style.Cells(name))
+		extra = strings.Repeat(" ", min(pad, d.g.cell-style.Cells(name)-style.Cells(extra))) + extra
 	}
 	out := d.st.Paint(d.st.stateStyle(state, inferred), name) + d.st.Paint(d.st.Faint, extra)
 	return style.Pad(out, style.Cells(name)+style.Cells(extra), d.g.cell)
+}
+
+// stateW is the cells of a state's name and the space after it in a cell,
+// before the time spent in it.
+const stateW = len("ESTABLISHED ")
+
+// labels is the line that names the time column and the state columns.
+func (d *drawer) labels() string {
+	col := style.Pad("STATE", len("STATE"), stateW) + "IN STATE"
+	if style.Cells(col) > d.g.cell {
+		col = "STATE"
+	}
+	return d.st.Paint(d.st.Faint, d.line("ELAPSED", style.Pad(col, style.Cells(col), d.g.cell), strings.Repeat(" ", d.g.arrow), col, ""))
 }
 
 // arrowText renders a segment from side from across g.arrow cells.
@@ -129,7 +156,7 @@ func (d *drawer) line(tm, left, arrow, right, note string) string {
 		if right == "" {
 			s += strings.Repeat(" ", d.g.cell)
 		}
-		s += strings.Repeat(" ", gapW) + d.st.Paint(d.st.Faint, style.TruncRight(note, d.g.notes, d.st.g.ell))
+		s += strings.Repeat(" ", gapW) + d.st.Paint(d.st.Faint, d.fit(note, d.g.notes))
 	}
 	return strings.TrimRight(s, " ")
 }
@@ -150,15 +177,17 @@ func (d *drawer) header(left, right []string) []string {
 		if l == "" && r == "" {
 			continue
 		}
-		lt, rt := style.TruncRight(l, lw, d.st.g.ell), style.TruncRight(r, rw, d.st.g.ell)
-		s := strings.Repeat(" ", timeW+gapW) + style.Pad(d.st.Paint(d.headStyle(lt, i), lt), style.Cells(lt), lw+1) +
+		lt, rt := d.fit(l, lw), d.fit(r, rw)
+		s := strings.Repeat(" ", timeW+gapW) + style.Pad(d.st.Paint(d.headStyle(lt, i), lt), style.Cells(lt), max(lw, style.Cells(lt))+1) +
 			d.st.Paint(d.headStyle(rt, i), rt)
 		out = append(out, strings.TrimRight(s, " "))
 	}
 	return out
 }
 
-// rows renders the ladder's rows with times tm and per-row remarks.
+// rows renders the labels and the ladder's rows with times tm and per-row
+// remarks. The rows are in time order (see ladder.Ladder), so the times
+// only go forward.
 func (d *drawer) rows(l *ladder.Ladder, tm times, notes func(r *ladder.Row) string) []string {
 	last := [2]int{-1, -1}
 	for i, r := range l.Rows {
@@ -172,13 +201,13 @@ func (d *drawer) rows(l *ladder.Ladder, tm times, notes func(r *ladder.Row) stri
 		}
 		return d.cell(l.Init[x], -1, l.Sides[x] == nil, false)
 	}
-	out := []string{d.line("", initCell(0), strings.Repeat(" ", d.g.arrow), strings.TrimRight(initCell(1), " "), "")}
+	out := []string{d.labels(), d.line("", initCell(0), strings.Repeat(" ", d.g.arrow), strings.TrimRight(initCell(1), " "), "")}
 	for i := range l.Rows {
 		r := &l.Rows[i]
 		var cs [2]string
 		for x := 0; x < 2; x++ {
 			switch {
-			case x == r.Side:
+			case x == r.Side && !r.Ahead:
 				cs[x] = d.cell(r.State, tm.Dur(r.Side, r.Step), r.Inferred, r.Filled)
 			case i < last[x]:
 				cs[x] = colLine
@@ -187,7 +216,7 @@ func (d *drawer) rows(l *ladder.Ladder, tm times, notes func(r *ladder.Row) stri
 			}
 		}
 		t := ""
-		if !r.Inferred {
+		if !r.Inferred && !r.Ahead {
 			switch at := tm.At(r.Side, r.Step); {
 			case at == 0:
 				t = "0"
@@ -247,13 +276,13 @@ func endpointOf(l *ladder.Ladder, x int) string {
 }
 
 // ownerText returns "comm pid N" fitted in w cells.
-func ownerText(o events.Owner, w int, ell string) string {
+func (d *drawer) ownerText(o events.Owner, w int) string {
 	if !o.Known() {
 		return "owner unknown"
 	}
 	pid := " pid " + itoa(uint64(o.PID))
 	comm := style.Sanitize(o.Comm.String())
-	return style.TruncRight(comm, w-len(pid), ell) + pid
+	return d.fit(comm, w-len(pid)) + pid
 }
 
 // headStyle is the style of line i of a column head reading text.

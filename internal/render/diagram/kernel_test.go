@@ -305,6 +305,7 @@ func checkDrawing(t *testing.T, p *played) string {
 		}
 	}
 	rendertest.CheckWidth(t, out, 80)
+	checkForward(t, out)
 	return out
 }
 

@@ -73,8 +73,7 @@ func (d *drawer) drawShape(sh *ladder.Shape) []string {
 		endpointOf(l, 1) + "  " + h.End.String()
 	q := "lifetime p50 " + style.Dur(sh.Lifetime(50), ascii) + "  p90 " + style.Dur(sh.Lifetime(90), ascii) +
 		"  p99 " + style.Dur(sh.Lifetime(99), ascii) + "  max " + style.Dur(sh.MaxLife, ascii) + "  (times: p50)"
-	out := []string{st.Paint(st.title, style.TruncRight(title, d.g.width, st.g.ell)),
-		st.Paint(st.Bold, style.TruncRight(q, d.g.width, st.g.ell))}
+	out := []string{st.Paint(st.title, d.fit(title, d.g.width)), st.Paint(st.Bold, d.fit(q, d.g.width))}
 	var heads [2][]string
 	for x := 0; x < 2; x++ {
 		role, owner := sideWord(l, x), "(inferred)"
@@ -92,7 +91,7 @@ func (d *drawer) drawShape(sh *ladder.Shape) []string {
 		heads[x] = []string{role, aggEndpoint(l, x), owner, mark}
 	}
 	out = append(out, d.header(heads[0], heads[1])...)
-	out = append(out, d.rows(l, sh, nil)...)
+	out = append(out, d.rows(sh.Medians(), sh, nil)...)
 	var ns []style.Note
 	for x := 0; x < 2; x++ {
 		if sh.Active[x] > 0 {

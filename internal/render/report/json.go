@@ -26,6 +26,20 @@ func destJSON(d diagnosis.Dest) jsonDest {
 	return jsonDest{d.Netns, style.Addr(d.Saddr), style.Addr(d.Daddr), d.Dport, d.Lport}
 }
 
+// destCount is a destination with the connections closed first toward it.
+type destCount struct {
+	jsonDest
+	Count uint64 `json:"count"`
+}
+
+func destCounts(ds []diagnosis.DestCount) []destCount {
+	out := make([]destCount, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, destCount{destJSON(d.Dest), d.Count})
+	}
+	return out
+}
+
 type jsonPercentiles struct {
 	Count uint64  `json:"count"`
 	P50   float64 `json:"p50_us"`
@@ -45,14 +59,11 @@ func WriteJSON(w io.Writer, c clock.Wall, r *diagnosis.Report) error {
 		r = &diagnosis.Report{}
 	}
 	type closer struct {
-		PID          uint32 `json:"pid"`
-		Comm         string `json:"comm"`
-		ActiveCloses uint64 `json:"active_closes"`
-		Finished     uint64 `json:"finished"`
-		Dests        []struct {
-			jsonDest
-			Count uint64 `json:"count"`
-		} `json:"destinations"`
+		PID          uint32      `json:"pid"`
+		Comm         string      `json:"comm"`
+		ActiveCloses uint64      `json:"active_closes"`
+		Finished     uint64      `json:"finished"`
+		Dests        []destCount `json:"destinations"`
 	}
 	type tw struct {
 		jsonDest
@@ -61,8 +72,8 @@ func WriteJSON(w io.Writer, c clock.Wall, r *diagnosis.Report) error {
 		Known    bool   `json:"owner_known"`
 		HintPID  uint32 `json:"hint_pid,omitempty"` // not known: a process holding sockets toward the destination now
 		HintComm string `json:"hint_comm,omitempty"`
-		Count    int    `json:"time_wait"`
-		FinWait2 int    `json:"fin_wait2"` // orphaned FIN_WAIT2 held by timewait sockets
+		Count    int    `json:"time_wait_sockets"`
+		FinWait2 int    `json:"fin_wait2_sockets"` // orphaned FIN_WAIT2 held by timewait sockets
 	}
 	type failed struct {
 		jsonDest
@@ -76,7 +87,7 @@ func WriteJSON(w io.Writer, c clock.Wall, r *diagnosis.Report) error {
 		PID       uint32   `json:"pid"`
 		Comm      string   `json:"comm"`
 		Rate      float64  `json:"rate_per_s"`
-		Held      int      `json:"time_wait"`
+		Held      int      `json:"time_wait_sockets"`
 		InUse     int      `json:"in_use"`
 		Ports     int      `json:"ports"`
 		Left      int      `json:"ports_left"`
@@ -94,8 +105,8 @@ func WriteJSON(w io.Writer, c clock.Wall, r *diagnosis.Report) error {
 		Timestamps int    `json:"tcp_timestamps"`
 		MaxTw      int    `json:"tcp_max_tw_buckets"`
 		From       string `json:"sysctls_from"`
-		TimeWait   int    `json:"time_wait"`
-		FinWait2   int    `json:"fin_wait2"`
+		TimeWait   int    `json:"time_wait_sockets"` // -1: unknown
+		FinWait2   int    `json:"fin_wait2_sockets"`
 		Unknown    int    `json:"unknown_owner"` // of both, predating tracing
 		Method     string `json:"method"`        // how they are known: "events", "events+table" or "handovers"
 		Err        string `json:"err,omitempty"`
@@ -109,27 +120,21 @@ func WriteJSON(w io.Writer, c clock.Wall, r *diagnosis.Report) error {
 		ElapsedS   float64           `json:"elapsed_s"`
 		LedgerNote string            `json:"ledger_note,omitempty"`
 		Closers    []closer          `json:"active_closers"`
-		TimeWait   []tw              `json:"time_wait"`
-		Failed     []failed          `json:"failed_connects"`
+		TimeWait   []tw              `json:"time_wait_by_destination"`
+		Failed     []failed          `json:"failed_connects_by_destination"`
 		Ends       map[string]uint64 `json:"ends"`
 		Lifetime   jsonPercentiles   `json:"lifetime"`
 		States     []state           `json:"time_in_state"`
 		Forecasts  []forecast        `json:"forecast"`
-		Netns      []netns           `json:"netns"`
+		Netns      []netns           `json:"namespaces"`
 		Warnings   []WarningJSON     `json:"warnings"`
 		TWEnded    uint64            `json:"time_wait_ended"`
 	}{Type: "report", ElapsedS: r.Elapsed.Seconds(), LedgerNote: r.LedgerNote, Ends: map[string]uint64{},
 		Lifetime: percJSON(r.Lifetime), TWEnded: r.TWEnded, Closers: []closer{}, TimeWait: []tw{}, Failed: []failed{},
 		States: []state{}, Forecasts: []forecast{}, Netns: []netns{}, Warnings: []WarningJSON{}}
 	for _, x := range r.Closers {
-		cl := closer{PID: x.Owner.PID, Comm: style.Sanitize(x.Owner.Comm.String()), ActiveCloses: x.ActiveCloses, Finished: x.Finished}
-		for _, d := range x.Dests {
-			cl.Dests = append(cl.Dests, struct {
-				jsonDest
-				Count uint64 `json:"count"`
-			}{destJSON(d.Dest), d.Count})
-		}
-		out.Closers = append(out.Closers, cl)
+		out.Closers = append(out.Closers, closer{PID: x.Owner.PID, Comm: style.Sanitize(x.Owner.Comm.String()),
+			ActiveCloses: x.ActiveCloses, Finished: x.Finished, Dests: destCounts(x.Dests)})
 	}
 	for _, x := range r.TimeWait {
 		row := tw{jsonDest: destJSON(x.Dest), PID: x.Owner.PID, Comm: style.Sanitize(x.Owner.Comm.String()), Known: x.Known,

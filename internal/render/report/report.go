@@ -10,9 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/lipgloss/table"
-
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/render/style"
 )
@@ -35,7 +32,8 @@ type textReport struct {
 	ascii bool
 }
 
-// WriteText writes the report as lipgloss tables.
+// WriteText writes the report as boxed tables and prose fitted to o's
+// width: columns wrap, or a table splits into several, and no cell is cut.
 func WriteText(w io.Writer, o style.Options, ro Options, r *diagnosis.Report) error {
 	if r == nil {
 		r = &diagnosis.Report{}
@@ -45,7 +43,7 @@ func WriteText(w io.Writer, o style.Options, ro Options, r *diagnosis.Report) er
 		t.b.WriteString(t.st.Paint(t.st.Header, ro.Title) + "\n")
 	}
 	if r.LedgerNote != "" {
-		t.b.WriteString("note: " + r.LedgerNote + "\n")
+		t.para("note: ", r.LedgerNote)
 	}
 	if !ro.Short {
 		t.closers(r)
@@ -61,7 +59,7 @@ func WriteText(w io.Writer, o style.Options, ro Options, r *diagnosis.Report) er
 		t.b.WriteString("  none\n")
 	}
 	for _, wn := range r.Warnings {
-		t.b.WriteString("  " + o.Clock.Time(wn.Time).Format("15:04:05.000") + " " + warningLine(&wn, o) + "\n")
+		t.para("  "+o.Clock.Time(wn.Time).Format("15:04:05.000")+" ", warningLine(&wn, o))
 	}
 	if _, err := io.WriteString(w, t.b.String()); err != nil {
 		return fmt.Errorf("write report: %w", err)
@@ -80,25 +78,31 @@ func (t *textReport) proc(k diagnosis.ProcKey) string {
 	return s
 }
 
+// times is the sign before a count: "×", "x" in ASCII.
+func (t *textReport) times() string {
+	if t.ascii {
+		return "x"
+	}
+	return "×"
+}
+
 // section starts a section titled title.
 func (t *textReport) section(title string) {
 	t.b.WriteString("\n" + t.st.Paint(t.st.Header, title) + "\n")
 }
 
-// table writes rows under headers, or "none".
-func (t *textReport) table(headers []string, rows [][]string) {
+// table writes rows under cols, fitted to the width, or "none".
+func (t *textReport) table(cols []column, rows [][]string) {
 	if len(rows) == 0 {
 		t.b.WriteString("  none\n")
 		return
 	}
-	border := lipgloss.RoundedBorder()
-	if t.ascii {
-		border = lipgloss.ASCIIBorder()
-	}
-	cell := lipgloss.NewStyle().Padding(0, 1)
-	tb := table.New().Border(border).Headers(headers...).Rows(rows...).
-		StyleFunc(func(int, int) lipgloss.Style { return cell })
-	t.b.WriteString(tb.String() + "\n")
+	t.b.WriteString(fitTable(cols, rows, t.o.Columns(), t.ascii, t.o.Pipe))
+}
+
+// para writes s wrapped to the width after first, the rest indented.
+func (t *textReport) para(first, s string) {
+	t.b.WriteString(wrapPara(first, strings.Repeat(" ", style.Cells(first)), s, t.o.Columns()))
 }
 
 func (t *textReport) closers(r *diagnosis.Report) {
@@ -107,12 +111,12 @@ func (t *textReport) closers(r *diagnosis.Report) {
 	for _, c := range r.Closers {
 		var ds []string
 		for _, d := range c.Dests {
-			ds = append(ds, destText(d.Dest)+" ×"+itoa(d.Count))
+			ds = append(ds, destText(d.Dest)+" "+t.times()+itoa(d.Count))
 		}
 		rows = append(rows, []string{t.proc(c.Owner), itoa(c.ActiveCloses), itoa(c.Finished),
 			sharePct(c.ActiveCloses, c.Finished), strings.Join(ds, ", ")})
 	}
-	t.table([]string{"PROCESS", "CLOSED FIRST", "FINISHED", "SHARE", "DESTINATIONS"}, rows)
+	t.table([]column{text("PROCESS"), num("CLOSED FIRST"), num("FINISHED"), num("SHARE"), text("DESTINATIONS")}, rows)
 }
 
 func (t *textReport) timeWait(r *diagnosis.Report) {
@@ -126,7 +130,7 @@ func (t *textReport) timeWait(r *diagnosis.Report) {
 		rows = append(rows, []string{destText(x.Dest), style.Addr(x.Dest.Saddr), itoa(uint64(x.Dest.Netns)), owner,
 			strconv.Itoa(x.Count), strconv.Itoa(x.FinWait2)})
 	}
-	t.table([]string{"DESTINATION", "FROM", "NETNS", "OWNER", "TIME_WAIT", "FIN_WAIT2"}, rows)
+	t.table([]column{text("DESTINATION"), text("FROM"), num("NETNS"), text("OWNER"), num("TIME_WAIT"), num("FIN_WAIT2")}, rows)
 }
 
 func (t *textReport) failed(r *diagnosis.Report) {
@@ -135,7 +139,7 @@ func (t *textReport) failed(r *diagnosis.Report) {
 	for _, f := range r.Failed {
 		rows = append(rows, []string{t.proc(f.Owner), destText(f.Dest), orDash(f.Err), itoa(f.Count)})
 	}
-	t.table([]string{"PROCESS", "DESTINATION", "ERROR", "COUNT"}, rows)
+	t.table([]column{text("PROCESS"), text("DESTINATION"), text("ERROR"), num("COUNT")}, rows)
 }
 
 func (t *textReport) forecasts(r *diagnosis.Report) {
@@ -146,7 +150,8 @@ func (t *textReport) forecasts(r *diagnosis.Report) {
 			strconv.Itoa(f.Inputs.Held), strconv.Itoa(f.Inputs.InUse), strconv.Itoa(f.Forecast.Left) + "/" + strconv.Itoa(f.Forecast.Ports),
 			holdText(f.Forecast.Hold), strings.TrimPrefix(etaText(&f.Forecast), "in "), itoa(f.Failed)})
 	}
-	t.table([]string{"DESTINATION", "OWNER", "NEW TW/S", "HELD", "IN USE", "LEFT", "HOLD", "EXHAUSTED", "FAILED"}, rows)
+	t.table([]column{text("DESTINATION"), text("OWNER"), num("NEW TW/S"), num("HELD"), num("IN USE"), num("LEFT"),
+		num("HOLD"), text("EXHAUSTED"), num("FAILED")}, rows)
 	rows = nil
 	for _, n := range r.Namespaces {
 		tw, fw, unk := "-", "-", "-"
@@ -158,7 +163,8 @@ func (t *textReport) forecasts(r *diagnosis.Report) {
 			strconv.Itoa(s.TwReuse), strconv.Itoa(s.Timestamps), strconv.Itoa(s.MaxTwBuckets), n.From, tw, fw, unk, orDash(n.Method)})
 	}
 	t.b.WriteString("inputs per namespace:\n")
-	t.table([]string{"NETNS", "PORT RANGE", "TW_REUSE", "TIMESTAMPS", "MAX_TW_BUCKETS", "SYSCTLS FROM", "TIME_WAIT", "FIN_WAIT2", "PREDATING", "METHOD"}, rows)
+	t.table([]column{num("NETNS"), num("PORT RANGE"), num("TW_REUSE"), num("TIMESTAMPS"), num("MAX_TW_BUCKETS"),
+		text("SYSCTLS FROM"), num("TIME_WAIT"), num("FIN_WAIT2"), num("PREDATING"), text("METHOD")}, rows)
 }
 
 func (t *textReport) lifetimes(r *diagnosis.Report) {
@@ -170,13 +176,13 @@ func (t *textReport) lifetimes(r *diagnosis.Report) {
 	if len(ends) == 0 {
 		ends = []string{"none finished"}
 	}
-	t.b.WriteString("  " + strings.Join(ends, ", ") + "\n")
+	t.para("  ", strings.Join(ends, ", "))
 	t.section("Lifetime and time in state")
 	rows := [][]string{t.percentRow("lifetime", r.Lifetime)}
 	for _, s := range r.States {
 		rows = append(rows, t.percentRow(s.State, s.Time))
 	}
-	t.table([]string{"", "COUNT", "P50", "P90", "P99", "MAX"}, rows)
+	t.table([]column{text(""), num("COUNT"), num("P50"), num("P90"), num("P99"), num("MAX")}, rows)
 }
 
 func (t *textReport) percentRow(name string, p diagnosis.Percentiles) []string {
@@ -194,11 +200,20 @@ func warningLine(w *diagnosis.Warning, o style.Options) string {
 		etaText(&w.Forecast), who, w.Rate, w.Held, w.Forecast.Left, w.Forecast.Ports)
 }
 
+// sharePct is n of of in percent, rounded, but 100% only when all and 0%
+// only when none.
 func sharePct(n, of uint64) string {
 	if of == 0 {
 		return "-"
 	}
-	return strconv.FormatUint((n*100+of/2)/of, 10) + "%"
+	p := (n*100 + of/2) / of
+	switch {
+	case p == 100 && n < of:
+		p = 99
+	case p == 0 && n > 0:
+		p = 1
+	}
+	return strconv.FormatUint(p, 10) + "%"
 }
 
 func orDash(s string) string {

@@ -2,7 +2,11 @@ package report
 
 import (
 	"bytes"
+	"maps"
 	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,29 +49,65 @@ func incidentReport() *diagnosis.Report {
 	}
 }
 
+// TestReportGolden: the report and the exit diagnosis fit 80 and 120
+// columns, in text, ASCII and JSON.
 func TestReportGolden(t *testing.T) {
 	r := incidentReport()
-	o := style.Options{Clock: rendertest.Clock, Width: 80}
+	for _, w := range []int{80, 120} {
+		o := style.Options{Clock: rendertest.Clock, Width: w}
+		var b bytes.Buffer
+		if err := WriteText(&b, o, Options{Title: "tcptrace report (live, 7s)"}, r); err != nil {
+			t.Fatal(err)
+		}
+		rendertest.CheckWidth(t, b.String(), w)
+		rendertest.Golden(t, "incident.report"+strconv.Itoa(w)+".golden", b.Bytes())
+		b.Reset()
+		o.ASCII = true
+		if err := WriteText(&b, o, Options{Title: "tcptrace diagnosis", Short: true}, r); err != nil {
+			t.Fatal(err)
+		}
+		rendertest.CheckWidth(t, b.String(), w)
+		rendertest.Golden(t, "incident.report-short.ascii"+strconv.Itoa(w)+".golden", b.Bytes())
+	}
 	var b bytes.Buffer
-	if err := WriteText(&b, o, Options{Title: "tcptrace report (live, 7s)"}, r); err != nil {
-		t.Fatal(err)
-	}
-	rendertest.Golden(t, "incident.report.golden", b.Bytes())
-	b.Reset()
-	o.ASCII = true
-	if err := WriteText(&b, o, Options{Title: "tcptrace diagnosis", Short: true}, r); err != nil {
-		t.Fatal(err)
-	}
-	rendertest.Golden(t, "incident.report-short.ascii.golden", b.Bytes())
-	b.Reset()
 	if err := WriteJSON(&b, rendertest.Clock, r); err != nil {
 		t.Fatal(err)
 	}
 	rendertest.Golden(t, "incident.report.json.golden", b.Bytes())
-	if err := WriteText(&b, o, Options{}, nil); err != nil {
+	if err := WriteText(&b, style.Options{}, Options{}, nil); err != nil {
 		t.Fatal(err)
 	}
 }
+
+// TestReportFits: at every width from the narrowest to a wide terminal,
+// no line is wider than the terminal, and every number of the widest
+// layout is still there, whole.
+func TestReportFits(t *testing.T) {
+	for name, r := range map[string]*diagnosis.Report{"incident": incidentReport(), "timewait": timeWaitReport()} {
+		label := func(pid uint32) string { return "[container 0123456789ab]" }
+		numbers := func(w int) map[string]bool {
+			var b bytes.Buffer
+			if err := WriteText(&b, style.Options{Clock: rendertest.Clock, Width: w}, Options{Title: "tcptrace report", ProcLabel: label}, r); err != nil {
+				t.Fatal(err)
+			}
+			rendertest.CheckWidth(t, b.String(), max(w, style.MinWidth))
+			set := map[string]bool{}
+			for _, n := range digits.FindAllString(b.String(), -1) {
+				set[n] = true
+			}
+			return set
+		}
+		wide := numbers(400)
+		for w := style.MinWidth; w <= 160; w += 4 {
+			if got := numbers(w); !maps.Equal(got, wide) {
+				t.Errorf("%s at %d columns: numbers %v, want %v", name, w, got, wide)
+			}
+		}
+	}
+}
+
+// digits are the numbers of a report.
+var digits = regexp.MustCompile(`[0-9][0-9.:/%-]*`)
 
 func TestWarningsGolden(t *testing.T) {
 	r := incidentReport()
@@ -93,4 +133,27 @@ func TestWarningsGolden(t *testing.T) {
 		}
 		rendertest.Golden(t, name, b.Bytes())
 	}
+}
+
+// TestWriteDiagnosis: on exit, the short report when something is at risk,
+// else one line that counts in the singular what is one.
+func TestWriteDiagnosis(t *testing.T) {
+	var b bytes.Buffer
+	o := style.Options{Width: 80}
+	calm := &diagnosis.Report{Namespaces: []diagnosis.NetnsRow{{Netns: 1, TimeWait: 3}, {Netns: 2, TimeWait: -1}}}
+	if err := WriteDiagnosis(&b, o, calm, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := "tcptrace diagnosis: no port exhaustion forecast, no failed connects (3 TIME_WAIT\n  now in 1 namespace)\n"
+	if b.String() != want {
+		t.Errorf("calm diagnosis:\n%q, want\n%q", b.String(), want)
+	}
+	b.Reset()
+	if err := WriteDiagnosis(&b, o, incidentReport(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.String(), "tcptrace diagnosis\n") || !strings.Contains(b.String(), "EADDRNOTAVAIL") {
+		t.Errorf("incident diagnosis:\n%s", b.String())
+	}
+	rendertest.CheckWidth(t, b.String(), 80)
 }

@@ -8,23 +8,32 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/lipgloss"
+
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/render/style"
 )
 
-// Processes listed in the summary.
+// Processes listed in the summary, and the destinations the diagnosis
+// keeps per process.
 const (
-	topJSON = 20 // in the JSON summary
-	topText = 5  // in the text summary
+	destsKept = 4  // diagnosis: destsPerPr
+	topJSON   = 20 // in the JSON summary
+	topText   = 5  // in the text summary
 )
 
-// ProcCloses counts one process's finished connections and active closes.
+// ProcCloses is a process that closed connections first: how many, of
+// its established connections, toward which destinations, and its connects
+// that failed (never established), which are not connections it could close.
 type ProcCloses struct {
-	PID          uint32 `json:"pid"`
-	Comm         string `json:"comm"`
-	ActiveCloses uint64 `json:"active_closes"`
-	Finished     uint64 `json:"finished"`
+	PID            uint32      `json:"pid"`
+	Comm           string      `json:"comm"`
+	ActiveCloses   uint64      `json:"active_closes"`
+	Established    uint64      `json:"established"`     // its finished sockets that were established
+	FailedConnects uint64      `json:"failed_connects"` // its connects that never established
+	Finished       uint64      `json:"finished"`        // its finished sockets, failed connects included
+	Dests          []destCount `json:"destinations"`    // the busiest, with the connections closed first toward each
 }
 
 // Closers counts finished connections by who sent the first FIN.
@@ -42,113 +51,54 @@ type LostCounts struct {
 	Total     uint64 `json:"total"`
 }
 
-// Summary is what a run saw, reported on exit.
+// Summary is what a run saw, reported on exit. It counts sockets and
+// connections apart: a connection both ends of which are on this host is
+// two sockets (a client and a server) and one connection.
 type Summary struct {
-	Elapsed      time.Duration     `json:"-"`
-	ElapsedS     float64           `json:"elapsed_s"`
-	Events       uint64            `json:"events"`      // kernel transitions observed
-	Transitions  uint64            `json:"transitions"` // transitions the summarizer saw (after filtering, with inferred)
-	Conns        uint64            `json:"connections"` // connections first seen
-	Finished     uint64            `json:"finished"`    // connections that reached CLOSE
-	Open         int               `json:"open"`        // connections still tracked
-	ActiveCloses []ProcCloses      `json:"active_closes"`
-	Closers      Closers           `json:"closers"`
-	Ends         map[string]uint64 `json:"ends"`
-	TimeWait     uint64            `json:"time_wait"`     // CLOSEs handed over to a TIME_WAIT socket
-	FinWait2     uint64            `json:"fin_wait2"`     // CLOSEs handed over to an orphaned FIN_WAIT2 timewait socket
-	TimeWaitNow  int               `json:"time_wait_now"` // TIME_WAIT sockets the kernel holds at the end (-1: unknown; SetReport)
-	FinWait2Now  int               `json:"fin_wait2_now"` // orphaned FIN_WAIT2 timewait sockets at the end (-1: unknown)
-	Lost         LostCounts        `json:"lost"`
-	Inferred     uint64            `json:"inferred"`              // steps filled in from gaps
-	Evicted      uint64            `json:"evicted"`               // connections dropped from a full table
-	KernelRuns   uint64            `json:"kernel_runs,omitempty"` // program runs counted by bpf stats
-	KernelNs     uint64            `json:"kernel_ns,omitempty"`   // total in-kernel run time (kernel.bpf_stats_enabled)
-}
+	Elapsed        time.Duration     `json:"-"`
+	ElapsedS       float64           `json:"elapsed_s"`
+	Events         uint64            `json:"events"`          // kernel transitions observed
+	Transitions    uint64            `json:"transitions"`     // transitions the summarizer saw (after filtering, with inferred)
+	Sockets        uint64            `json:"sockets"`         // sockets first seen
+	Finished       uint64            `json:"finished"`        // sockets that reached CLOSE
+	Open           int               `json:"open"`            // sockets still tracked
+	Connections    uint64            `json:"connections"`     // established connections finished, a pair of sockets on this host counted once
+	Pairs          uint64            `json:"pairs"`           // of them, with their client and server sockets both on this host
+	FailedConnects uint64            `json:"failed_connects"` // connects that never established (refused, no local port, timed out, aborted)
+	Listeners      uint64            `json:"listeners"`       // listening sockets closed
+	ActiveClosers  []ProcCloses      `json:"active_closers"`
+	Closers        Closers           `json:"closers"`
+	Ends           map[string]uint64 `json:"ends"`                // sockets by how they ended
+	TimeWait       uint64            `json:"time_wait_handovers"` // CLOSEs handed over to a TIME_WAIT socket
+	FinWait2       uint64            `json:"fin_wait2_handovers"` // CLOSEs handed over to an orphaned FIN_WAIT2 timewait socket
+	TimeWaitNow    int               `json:"time_wait_now"`       // TIME_WAIT sockets the kernel holds at the end (-1: unknown; SetReport)
+	FinWait2Now    int               `json:"fin_wait2_now"`       // orphaned FIN_WAIT2 timewait sockets at the end (-1: unknown)
+	Lost           LostCounts        `json:"lost"`
+	Inferred       uint64            `json:"inferred_steps"`        // steps filled in from gaps
+	Evicted        uint64            `json:"evicted"`               // connections dropped from a full table
+	KernelRuns     uint64            `json:"kernel_runs,omitempty"` // program runs counted by bpf stats
+	KernelNs       uint64            `json:"kernel_ns,omitempty"`   // total in-kernel run time (kernel.bpf_stats_enabled)
 
-// Summarizer is a Sink that counts what it sees for the exit summary; the
-// processes that closed first come from the diagnosis (Summary.SetReport).
-type Summarizer struct {
-	closers     Closers
-	ends        [events.EndClosed + 1]uint64
-	timeWait    uint64
-	finWait2    uint64
-	transitions uint64
-	lost        events.Losses
-}
-
-// NewSummarizer returns an empty Summarizer.
-func NewSummarizer() *Summarizer { return &Summarizer{} }
-
-// Transition counts a transition.
-func (s *Summarizer) Transition(*events.Transition) { s.transitions++ }
-
-// Finished counts a connection's verdict.
-func (s *Summarizer) Finished(c *events.Conn) {
-	if c == nil {
-		return
-	}
-	switch c.Closer {
-	case events.CloserLocal:
-		s.closers.Local++
-	case events.CloserPeer:
-		s.closers.Peer++
-	case events.CloserSimultaneous:
-		s.closers.Simultaneous++
-	default:
-		s.closers.None++
-	}
-	if int(c.End) < len(s.ends) {
-		s.ends[c.End]++
-	}
-	if c.TimeWait {
-		s.timeWait++
-	}
-	if c.TwState == events.FinWait2 {
-		s.finWait2++
-	}
-}
-
-// Loss keeps the latest cumulative loss counters.
-func (s *Summarizer) Loss(ev *events.Event) {
-	if ev != nil {
-		s.lost.Ring = max(s.lost.Ring, ev.Lost.Ring)
-		s.lost.Recursion = max(s.lost.Recursion, ev.Lost.Recursion)
-	}
-}
-
-// Summary combines what the summarizer saw with the tracker's counters and
-// the final loss totals.
-func (s *Summarizer) Summary(st events.Stats, lost events.Losses, elapsed time.Duration) *Summary {
-	lost.Ring = max(lost.Ring, s.lost.Ring)
-	lost.Recursion = max(lost.Recursion, s.lost.Recursion)
-	sum := &Summary{
-		Elapsed: elapsed, ElapsedS: elapsed.Seconds(),
-		Events: st.Events, Transitions: s.transitions, Conns: st.Conns, Finished: st.Finished,
-		Open: st.Tracked, ActiveCloses: []ProcCloses{}, Closers: s.closers, Ends: make(map[string]uint64),
-		TimeWait: s.timeWait, FinWait2: s.finWait2, TimeWaitNow: -1, FinWait2Now: -1,
-		Lost:     LostCounts{Ring: lost.Ring, Recursion: lost.Recursion, Total: lost.Total()},
-		Inferred: st.Inferred, Evicted: st.Evicted,
-	}
-	for e, n := range s.ends {
-		if n > 0 {
-			sum.Ends[events.End(e).String()] = n
-		}
-	}
-	return sum
+	procs map[diagnosis.ProcKey]*procCount // the Summarizer's, for SetReport
 }
 
 // SetReport takes from the diagnosis's report the processes that closed
-// connections first, and what the kernel holds now: TimeWaitNow and
-// FinWait2Now, the totals of its namespaces (they stay unknown, -1, when
-// no namespace's count is known).
+// connections first (with their established connections and failed
+// connects as the Summarizer counted them), and what the kernel holds
+// now: TimeWaitNow and FinWait2Now, the totals of its namespaces (they
+// stay unknown, -1, when no namespace's count is known).
 func (s *Summary) SetReport(r *diagnosis.Report) {
 	if r == nil {
 		return
 	}
-	s.ActiveCloses = s.ActiveCloses[:0]
+	s.ActiveClosers = s.ActiveClosers[:0]
 	for _, c := range r.Closers[:min(len(r.Closers), topJSON)] {
-		s.ActiveCloses = append(s.ActiveCloses, ProcCloses{PID: c.Owner.PID, Comm: style.Sanitize(c.Owner.Comm.String()),
-			ActiveCloses: c.ActiveCloses, Finished: c.Finished})
+		p := ProcCloses{PID: c.Owner.PID, Comm: style.Sanitize(c.Owner.Comm.String()),
+			ActiveCloses: c.ActiveCloses, Finished: c.Finished, Dests: destCounts(c.Dests)}
+		if n := s.procs[c.Owner]; n != nil {
+			p.Established, p.FailedConnects = n.established, n.failed
+		}
+		s.ActiveClosers = append(s.ActiveClosers, p)
 	}
 	tw, fw, known := 0, 0, false
 	for _, n := range r.Namespaces {
@@ -179,25 +129,40 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 	return nil
 }
 
-// WriteText writes the short human summary printed on exit.
+// WriteText writes the short human summary printed on exit, each row
+// wrapped to the width (nothing is cut).
 func (s *Summary) WriteText(w io.Writer, o style.Options) error {
 	if s == nil {
 		s = &Summary{TimeWaitNow: -1, FinWait2Now: -1}
 	}
-	st, width, ell := style.New(w, o.Color), o.Columns(), "…"
-	if o.ASCII {
-		ell = "~"
-	}
+	st, width := style.New(w, o.Color), o.Columns()
 	const labelW = 14
 	lines := []string{st.Paint(st.Header, "tcptrace summary")}
-	row := func(label, text string) {
-		lines = append(lines, st.Paint(st.Bold, style.Pad(label, len(label), labelW))+style.TruncRight(text, width-labelW, ell))
+	paint := func(label, text string, ink *lipgloss.Style) {
+		for i, l := range wrapText(text, width-labelW) {
+			if ink != nil {
+				l = st.Paint(*ink, l)
+			}
+			if i > 0 {
+				label = ""
+			}
+			lines = append(lines, st.Paint(st.Bold, style.Pad(label, len(label), labelW))+l)
+		}
 	}
+	row := func(label, text string) { paint(label, text, nil) }
 	row("duration", style.Dur(s.Elapsed.Nanoseconds(), o.ASCII))
 	row("events", count(s.Events, "transition")+" observed")
-	row("connections", itoa(s.Conns)+" seen, "+itoa(s.Finished)+" finished, "+strconv.Itoa(s.Open)+" open")
+	row("sockets", itoa(s.Sockets)+" seen, "+itoa(s.Finished)+" finished, "+strconv.Itoa(s.Open)+" open")
+	conns := itoa(s.Connections) + " finished (" + count(s.Pairs, "client+server pair") + " on this host)"
+	if s.FailedConnects > 0 {
+		conns += ", " + count(s.FailedConnects, "connect") + " failed"
+	}
+	if s.Listeners > 0 {
+		conns += ", " + count(s.Listeners, "listener") + " closed"
+	}
+	row("connections", conns)
 	c := s.Closers
-	row("closer", "local "+itoa(c.Local)+", peer "+itoa(c.Peer)+", simultaneous "+itoa(c.Simultaneous)+", none "+itoa(c.None))
+	row("closer", "local "+itoa(c.Local)+", peer "+itoa(c.Peer)+", simultaneous "+itoa(c.Simultaneous)+", none "+itoa(c.None)+" (sockets)")
 	var ends []string
 	for e := events.EndOpen; e <= events.EndClosed; e++ {
 		if n := s.Ends[e.String()]; n > 0 {
@@ -206,6 +171,8 @@ func (s *Summary) WriteText(w io.Writer, o style.Options) error {
 	}
 	if len(ends) == 0 {
 		ends = append(ends, "none finished")
+	} else {
+		ends[len(ends)-1] += " (sockets)"
 	}
 	row("end", strings.Join(ends, ", "))
 	if s.TimeWaitNow >= 0 {
@@ -219,7 +186,7 @@ func (s *Summary) WriteText(w io.Writer, o style.Options) error {
 			row("FIN_WAIT2", itoa(s.FinWait2)+" orphaned, handed over to timewait sockets")
 		}
 	}
-	procs := s.ActiveCloses
+	procs := s.ActiveClosers
 	if len(procs) == 0 {
 		row("active close", "none")
 	}
@@ -228,28 +195,45 @@ func (s *Summary) WriteText(w io.Writer, o style.Options) error {
 		if i == 0 {
 			label = "active close"
 		}
-		share := ""
-		if p.Finished > 0 {
-			share = ", " + strconv.FormatUint((p.ActiveCloses*100+p.Finished/2)/p.Finished, 10) + "%"
-		}
-		who := style.Sanitize(p.Comm) + " (" + itoa(uint64(p.PID)) + ")"
-		row(label, who+": "+itoa(p.ActiveCloses)+" of "+itoa(p.Finished)+" finished"+share)
+		row(label, closerText(&p))
 	}
 	if n := len(procs) - topText; n > 0 {
 		row("", "and "+strconv.Itoa(n)+" more processes")
 	}
 	lo := s.Lost
 	lost := itoa(lo.Total) + " events in the kernel (ring buffer full " + itoa(lo.Ring) + ", recursion guard " + itoa(lo.Recursion) + ")"
-	if lo.Total > 0 { // cut before painting; row's cut then leaves it as it is
-		lost = st.Paint(st.Loss, style.TruncRight(lost, width-labelW, ell))
+	if lo.Total > 0 {
+		paint("lost", lost, &st.Loss)
+	} else {
+		row("lost", lost)
 	}
-	row("lost", lost)
 	row("inferred", count(s.Inferred, "step")+" filled in from gaps")
-	row("evicted", count(s.Evicted, "connection")+" dropped from a full table")
+	row("evicted", count(s.Evicted, "socket")+" dropped from a full table")
 	if _, err := io.WriteString(w, strings.Join(lines, "\n")+"\n"); err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}
 	return nil
+}
+
+// closerText says how many of a process's established connections it
+// closed first, toward how many destinations, and its failed connects:
+// "app (42): 63 of 63 established (100%), to 1 destination; 61 connects
+// failed".
+func closerText(p *ProcCloses) string {
+	s := style.Sanitize(p.Comm) + " (" + itoa(uint64(p.PID)) + "): " + itoa(p.ActiveCloses)
+	if p.Established > 0 { // 0: not counted (more processes than the summary counts)
+		s += " of " + itoa(p.Established) + " established (" + sharePct(p.ActiveCloses, p.Established) + ")"
+	}
+	switch n := len(p.Dests); {
+	case n >= destsKept:
+		s += ", to " + strconv.Itoa(n) + " or more destinations"
+	case n > 0:
+		s += ", to " + count(uint64(n), "destination")
+	}
+	if p.FailedConnects > 0 {
+		s += "; " + count(p.FailedConnects, "connect") + " failed"
+	}
+	return s
 }
 
 // count formats n with noun, plural unless n is 1.

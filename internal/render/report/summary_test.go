@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -48,14 +49,14 @@ func TestSummaryManyProcesses(t *testing.T) {
 	}
 	s, _ := summarize(t, rendertest.Fixture(t, "client_close"), time.Second)
 	s.SetReport(rep)
-	if len(s.ActiveCloses) != 20 || s.ActiveCloses[0].Comm != "w?" {
-		t.Fatalf("JSON lists %d processes: %+v", len(s.ActiveCloses), s.ActiveCloses[:1])
+	if len(s.ActiveClosers) != 20 || s.ActiveClosers[0].Comm != "w?" {
+		t.Fatalf("JSON lists %d processes: %+v", len(s.ActiveClosers), s.ActiveClosers[:1])
 	}
 	var buf bytes.Buffer
 	if err := s.WriteText(&buf, style.Options{Width: 80}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "w? (1): 99 of 100 finished, 99%") || !strings.Contains(buf.String(), "and 15 more processes") {
+	if !strings.Contains(buf.String(), "w? (1): 99\n") || !strings.Contains(buf.String(), "and 15 more processes") {
 		t.Errorf("summary:\n%s", buf.String())
 	}
 }
@@ -107,5 +108,86 @@ func TestProcLabel(t *testing.T) {
 	}}, rep)
 	if err != nil || !strings.Contains(buf.String(), "app (42) [container abc123]") {
 		t.Errorf("report lacks the container label (%v):\n%s", err, buf.String())
+	}
+}
+
+// TestSummaryConnections: the summary counts a connection whose client and
+// server sockets are both traced once, and an active closer's share is of
+// its established connections, its failed connects counted apart.
+func TestSummaryConnections(t *testing.T) {
+	app := events.Owner{PID: 42, Comm: events.MakeComm("app-worker")}
+	srv := events.Owner{PID: 7, Comm: events.MakeComm("server")}
+	cli, svc := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	sum, eng := NewSummarizer(), diagnosis.New(diagnosis.Options{})
+	sink := events.Tee{sum, eng}
+	spans := func(states ...events.State) []events.Span {
+		var s []events.Span
+		for _, st := range states {
+			s = append(s, events.Span{State: st, Dur: 1000})
+		}
+		return s
+	}
+	var cookie uint64
+	conn := func(c events.Conn) {
+		cookie++
+		c.Cookie, c.Start, c.Last, c.Netns, c.Family = cookie, 1000*cookie, 1000*cookie+500, 1, 2
+		sink.Finished(&c)
+	}
+	for i := range uint16(3) {
+		port := 40000 + i
+		conn(events.Conn{Owner: app, Role: events.RoleClient, Saddr: cli, Sport: port, Daddr: svc, Dport: 80,
+			Spans: spans(events.SynSent, events.Established, events.FinWait1, events.FinWait2), Closer: events.CloserLocal,
+			End: events.EndGraceful, TimeWait: true, TwState: events.TimeWait})
+		conn(events.Conn{Owner: srv, Role: events.RoleServer, Saddr: svc, Sport: 80, Daddr: cli, Dport: port,
+			Spans: spans(events.SynRecv, events.Established, events.CloseWait, events.LastAck), Closer: events.CloserPeer,
+			End: events.EndGraceful})
+	}
+	conn(events.Conn{Owner: app, Role: events.RoleClient, Saddr: cli, Sport: 41000, Daddr: netip.MustParseAddr("192.0.2.9"),
+		Dport: 443, Spans: spans(events.SynSent, events.Established), Closer: events.CloserPeer, End: events.EndGraceful})
+	for range 2 {
+		conn(events.Conn{Owner: app, Role: events.RoleClient, Saddr: cli, Daddr: svc, Dport: 80,
+			Spans: spans(events.SynSent), End: events.EndFailed, Err: 99})
+	}
+	conn(events.Conn{Owner: srv, Role: events.RoleListener, Saddr: svc, Sport: 80, Spans: spans(events.Listen),
+		End: events.EndClosed})
+	s := sum.Summary(events.Stats{Conns: 10, Finished: 10}, events.Losses{}, time.Second)
+	s.SetReport(eng.Report(20000, time.Second, ""))
+	if s.Sockets != 10 || s.Connections != 4 || s.Pairs != 3 || s.FailedConnects != 2 || s.Listeners != 1 {
+		t.Errorf("sockets %d, connections %d, pairs %d, failed %d, listeners %d", s.Sockets, s.Connections, s.Pairs,
+			s.FailedConnects, s.Listeners)
+	}
+	if len(s.ActiveClosers) != 1 || s.ActiveClosers[0].Established != 4 || s.ActiveClosers[0].FailedConnects != 2 {
+		t.Fatalf("active closers %+v", s.ActiveClosers)
+	}
+	var b bytes.Buffer
+	if err := s.WriteText(&b, style.Options{Width: 80}); err != nil {
+		t.Fatal(err)
+	}
+	rendertest.CheckWidth(t, b.String(), 80)
+	for _, want := range []string{
+		"sockets       10 seen, 10 finished, 0 open\n",
+		"connections   4 finished (3 client+server pairs on this host), 2 connects\n              failed, 1 listener closed\n",
+		"active close  app-worker (42): 3 of 4 established (75%), to 1 destination; 2\n              connects failed\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	if err := s.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	rendertest.Golden(t, "connections.summary.json.golden", b.Bytes())
+}
+
+// TestSharePct: a share rounds, but says 100% only of all and 0% only of none.
+func TestSharePct(t *testing.T) {
+	for _, c := range []struct {
+		n, of uint64
+		want  string
+	}{{302, 303, "99%"}, {1, 1000, "1%"}, {0, 5, "0%"}, {5, 5, "100%"}, {1, 2, "50%"}, {2, 3, "67%"}, {1, 0, "-"}} {
+		if got := sharePct(c.n, c.of); got != c.want {
+			t.Errorf("sharePct(%d, %d) = %s, want %s", c.n, c.of, got, c.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -153,18 +154,32 @@ func timeWaitReport() *diagnosis.Report {
 func TestTimeWaitReportGolden(t *testing.T) {
 	r := timeWaitReport()
 	var b bytes.Buffer
-	if err := WriteText(&b, style.Options{Clock: rendertest.Clock, Width: 80}, Options{Title: "tcptrace diagnosis", Short: true}, r); err != nil {
+	for _, w := range []int{80, 120} {
+		b.Reset()
+		if err := WriteText(&b, style.Options{Clock: rendertest.Clock, Width: w}, Options{Title: "tcptrace diagnosis", Short: true}, r); err != nil {
+			t.Fatal(err)
+		}
+		rendertest.CheckWidth(t, b.String(), w)
+		rendertest.Golden(t, "timewait.report"+strconv.Itoa(w)+".golden", b.Bytes())
+	}
+	// In a pipe a row stays on one line: grep finds the destination with its owner.
+	b.Reset()
+	if err := WriteText(&b, style.Options{Clock: rendertest.Clock, Width: 80, Pipe: true}, Options{Title: "tcptrace diagnosis", Short: true}, r); err != nil {
 		t.Fatal(err)
 	}
-	rendertest.Golden(t, "timewait.report.golden", b.Bytes())
+	rendertest.CheckWidth(t, b.String(), 80)
+	if !strings.Contains(b.String(), "│ 127.0.0.1:6379         │ predates tracing (hint: redis-cli pid 1234) │") {
+		t.Errorf("in a pipe a row wraps:\n%s", b.String())
+	}
+	rendertest.Golden(t, "timewait.report.pipe80.golden", b.Bytes())
 	b.Reset()
 	if err := WriteJSON(&b, rendertest.Clock, r); err != nil {
 		t.Fatal(err)
 	}
 	rendertest.Golden(t, "timewait.report.json.golden", b.Bytes())
 	var j struct {
-		TimeWait []map[string]any `json:"time_wait"`
-		Netns    []map[string]any `json:"netns"`
+		TimeWait []map[string]any `json:"time_wait_by_destination"`
+		Netns    []map[string]any `json:"namespaces"`
 	}
 	if err := json.Unmarshal(b.Bytes(), &j); err != nil {
 		t.Fatal(err)
@@ -172,10 +187,10 @@ func TestTimeWaitReportGolden(t *testing.T) {
 	if h := j.TimeWait[0]; h["hint_pid"] != 1234.0 || h["hint_comm"] != "redis-cli" || h["owner_known"] != false || h["pid"] != 0.0 {
 		t.Errorf("predating row: %v", h)
 	}
-	if _, ok := j.TimeWait[1]["hint_pid"]; ok || j.TimeWait[1]["fin_wait2"] != 3.0 {
+	if _, ok := j.TimeWait[1]["hint_pid"]; ok || j.TimeWait[1]["fin_wait2_sockets"] != 3.0 {
 		t.Errorf("known row: %v", j.TimeWait[1])
 	}
-	if n := j.Netns[2]; n["method"] != diagnosis.MethodHandovers || n["fin_wait2"] != 1.0 {
+	if n := j.Netns[2]; n["method"] != diagnosis.MethodHandovers || n["fin_wait2_sockets"] != 1.0 {
 		t.Errorf("namespace row: %v", n)
 	}
 }

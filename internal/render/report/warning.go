@@ -61,12 +61,12 @@ type WarningJSON struct {
 	PID        uint32   `json:"pid"`
 	Comm       string   `json:"comm"`
 	Rate       float64  `json:"rate_per_s"`
-	TimeWait   int      `json:"time_wait"`
+	TimeWait   int      `json:"time_wait_sockets"`
 	Ports      int      `json:"ports"`
 	PortsLeft  int      `json:"ports_left"`
 	Seconds    *float64 `json:"seconds_to_exhaustion"`
 	HoldS      float64  `json:"hold_s"`
-	PortRange  string   `json:"ip_local_port_range"`
+	PortRange  [2]int   `json:"ip_local_port_range"`
 	TwReuse    int      `json:"tcp_tw_reuse"`
 	Timestamps int      `json:"tcp_timestamps"`
 	MaxTw      int      `json:"tcp_max_tw_buckets"`
@@ -82,7 +82,7 @@ func warningJSON(w *diagnosis.Warning, c clock.Wall) WarningJSON {
 		Netns: w.Dest.Netns, Saddr: style.Addr(w.Dest.Saddr), Daddr: style.Addr(w.Dest.Daddr), Dport: w.Dest.Dport,
 		PID: w.Owner.PID, Comm: style.Sanitize(w.Owner.Comm.String()), Rate: round2(w.Rate), TimeWait: w.Held,
 		Ports: f.Ports, PortsLeft: f.Left, HoldS: f.Hold.Seconds(),
-		PortRange: strconv.Itoa(s.PortLo) + " " + strconv.Itoa(s.PortHi), TwReuse: s.TwReuse,
+		PortRange: [2]int{s.PortLo, s.PortHi}, TwReuse: s.TwReuse,
 		Timestamps: s.Timestamps, MaxTw: s.MaxTwBuckets, Failed: w.Failed}
 	if !f.Never {
 		sec := round2(f.ETA.Seconds())

@@ -87,8 +87,15 @@ func (nopView) Loss(*events.Event)            {}
 // BenchmarkTrackerOnly is the baseline: subtract it from the views' ns/event.
 func BenchmarkTrackerOnly(b *testing.B) { benchView(b, nopView{}) }
 
-// BenchmarkTextView is the default view piped or redirected: 80 columns, no colour.
+// BenchmarkTextView is the default view piped or redirected: 80 columns,
+// no colour, nothing cut, one line per transition.
 func BenchmarkTextView(b *testing.B) {
+	benchView(b, NewText(io.Discard, style.Options{Width: 80, Pipe: true, Clock: rendertest.Clock}))
+}
+
+// BenchmarkTextViewTerm is the default view on an 80-column terminal
+// without colour: names cut to fit, remarks on continuation lines.
+func BenchmarkTextViewTerm(b *testing.B) {
 	benchView(b, NewText(io.Discard, style.Options{Width: 80, Clock: rendertest.Clock}))
 }
 

@@ -164,7 +164,7 @@ func (j *JSON) Finished(c *events.Conn) {
 	b = append(b, ']')
 	b = appendTrue(b, `,"partial":true`, c.Partial)
 	if c.Inferred > 0 {
-		b = appendNum(b, `,"inferred":`, uint64(c.Inferred))
+		b = appendNum(b, `,"inferred_steps":`, uint64(c.Inferred))
 	}
 	if c.Err != 0 {
 		b = appendName(b, `,"err":"`, style.ErrnoName(c.Err))

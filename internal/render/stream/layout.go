@@ -27,6 +27,7 @@ const (
 type layout struct {
 	width     int
 	narrow    bool
+	pipe      bool // off a terminal: nothing cut or abbreviated, one line per record
 	pid, comm int
 	cookie    bool // cookie and netns columns shown
 	conn      int
@@ -42,7 +43,7 @@ type layout struct {
 
 // newLayout plans the columns for o.
 func newLayout(o style.Options) layout {
-	l := layout{width: o.Columns(), arrow: "→", ell: style.NewMark("…"), dash: "—"}
+	l := layout{width: o.Columns(), pipe: o.Pipe, arrow: "→", ell: style.NewMark("…"), dash: "—"}
 	branch := "└ "
 	if o.ASCII {
 		l.arrow, l.ell, l.dash, branch = "->", style.NewMark("~"), "--", "`-"
@@ -73,6 +74,16 @@ func newLayout(o style.Options) layout {
 	if !l.narrow && l.conn > connMax {
 		l.conn = connMax
 	}
+	if l.pipe {
+		// Off a terminal nothing is cut: columns as wide as a PID, a
+		// command name and an IPv4 pair get, so lines stay aligned, wider
+		// than the width when they must; longer texts widen their line.
+		if l.narrow {
+			connMax = style.Cells("127.0.0.1:42100→127.0.0.1:59567")
+		}
+		l.conn = max(l.conn, connMax)
+		l.pid, l.comm = widePID, wideCom
+	}
 	indent := strings.Repeat(" ", timeW+1)
 	l.cont, l.contRest = indent+branch, indent+strings.Repeat(" ", style.Cells(branch))
 	l.contW = style.Cells(l.cont)
@@ -93,8 +104,8 @@ type ends struct {
 
 // appendEnds appends the COOKIE and NETNS columns when shown, and the
 // LOCAL→REMOTE column: "local → remote" in at most l.conn cells (dropping
-// the local address but its port, then the start of the remote host),
-// padded, and the space after it.
+// the local address but its port, then the start of the remote host; off
+// a terminal whole, however wide), padded, and the space after it.
 func (t *Text) appendEnds(b []byte, k *ends) []byte {
 	l := &t.l
 	if l.cookie {
@@ -113,7 +124,7 @@ func (t *Text) appendEnds(b []byte, k *ends) []byte {
 	t.tmp = s
 	remoteW := style.Cells(s[remote:])
 	w := style.Cells(s[:local]) + l.arrowW + remoteW
-	if w > l.conn {
+	if w > l.conn && !l.pipe {
 		at := len(b)
 		b = append(style.AppendPort(append(b, ':'), k.sport), l.arrow...) // the local port
 		headW := len(b) - at - len(l.arrow) + l.arrowW
@@ -129,13 +140,14 @@ func (t *Text) appendEnds(b []byte, k *ends) []byte {
 	} else {
 		b = append(b, s...)
 	}
-	return style.AppendSpaces(b, l.conn+1-w)
+	return style.AppendSpaces(b, max(1, l.conn+1-w))
 }
 
-// state returns a state's name as the layout shows it: abbreviated when narrow.
+// state returns a state's name as the layout shows it: abbreviated when
+// narrow on a terminal.
 func (l *layout) state(s events.State) string {
 	switch {
-	case !l.narrow:
+	case !l.narrow || l.pipe:
 	case s == events.Established:
 		return "ESTAB"
 	case s == events.NewSynRecv:

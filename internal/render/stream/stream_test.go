@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/clock"
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/events/eventstest"
 	"github.com/tcptrace/tcptrace/internal/render/rendertest"
 	"github.com/tcptrace/tcptrace/internal/render/report"
 	"github.com/tcptrace/tcptrace/internal/render/style"
@@ -28,6 +30,8 @@ func TestGoldenText(t *testing.T) {
 		{"text120", style.Options{Width: 120}},
 		{"text160", style.Options{Width: 160}},
 		{"ascii80", style.Options{Width: 80, ASCII: true}},
+		{"pipe80", style.Options{Width: 80, Pipe: true}},
+		{"pipe160", style.Options{Width: 160, Pipe: true}},
 	}
 	for _, path := range rendertest.Fixtures(t) {
 		for _, v := range variants {
@@ -40,7 +44,9 @@ func TestGoldenText(t *testing.T) {
 				if err := txt.Err(); err != nil {
 					t.Fatal(err)
 				}
-				rendertest.CheckWidth(t, buf.String(), o.Columns())
+				if !o.Pipe { // off a terminal lines widen rather than cut
+					rendertest.CheckWidth(t, buf.String(), o.Columns())
+				}
 				rendertest.Golden(t, rendertest.Name(path)+"."+v.name+".golden", buf.Bytes())
 			})
 		}
@@ -106,6 +112,85 @@ func TestWidths(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPipe: off a terminal every transition is one line that holds its
+// process name, both state names and both endpoints whole, at any width,
+// so that grep finds them; columns line up where the texts fit.
+func TestPipe(t *testing.T) {
+	for _, path := range rendertest.Fixtures(t) {
+		for _, w := range []int{style.MinWidth, 80, 120, 160} {
+			var buf bytes.Buffer
+			col := &eventstest.Collector{}
+			txt := NewText(&buf, style.Options{Width: w, Pipe: true, Clock: rendertest.Clock})
+			rendertest.Replay(t, path, events.Tee{txt, col})
+			lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+			var recs []string
+			for _, l := range lines[1:] {
+				if !strings.HasPrefix(l, "!! ") { // loss notices: one line each too
+					recs = append(recs, l)
+				}
+			}
+			name := rendertest.Name(path) + "/" + strconv.Itoa(w)
+			if len(recs) != len(col.Transitions) {
+				t.Fatalf("%s: %d lines for %d transitions:\n%s", name, len(recs), len(col.Transitions), buf.String())
+			}
+			for i, tr := range col.Transitions {
+				c, l := tr.Conn, recs[i]
+				for _, want := range []string{style.Sanitize(tr.Event.Comm.String()), tr.Old.String(),
+					tr.Shown().String(), style.Endpoint(c.Saddr, c.Sport), style.Endpoint(c.Daddr, c.Dport)} {
+					if !strings.Contains(l+" ", want) {
+						t.Errorf("%s: line %d lacks %q:\n%s", name, i+1, want, l)
+					}
+				}
+				if strings.ContainsAny(l, "…└") {
+					t.Errorf("%s: line %d cut or continued:\n%s", name, i+1, l)
+				}
+			}
+		}
+	}
+}
+
+// TestPipeColor: colour forced on off a terminal (--color always | less
+// -R) only adds escapes to the one-line records.
+func TestPipeColor(t *testing.T) {
+	esc := regexp.MustCompile("\x1b\\[[0-9;]*m")
+	for _, path := range rendertest.Fixtures(t) {
+		var plain, color bytes.Buffer
+		rendertest.Replay(t, path, NewText(&plain, style.Options{Width: 80, Pipe: true, Clock: rendertest.Clock}))
+		rendertest.Replay(t, path, NewText(&color, style.Options{Width: 80, Pipe: true, Color: true, Clock: rendertest.Clock}))
+		if !bytes.Contains(color.Bytes(), []byte("\x1b[")) {
+			t.Errorf("%s: no escapes with colour on", rendertest.Name(path))
+		}
+		if got := esc.ReplaceAllString(color.String(), ""); got != plain.String() {
+			t.Errorf("%s: colour changed the text:\n%s\nvs\n%s", rendertest.Name(path), got, plain.String())
+		}
+	}
+}
+
+// TestPipeWidens: a text longer than its column (here a name of an
+// unknown owner, marked "?", and an IPv6 pair) widens its line, whole; the
+// next line, whose texts fit, keeps the columns.
+func TestPipeWidens(t *testing.T) {
+	var buf bytes.Buffer
+	txt := NewText(&buf, style.Options{Width: 80, Pipe: true, NoHeader: true, Clock: rendertest.Clock})
+	v6 := &events.Conn{Cookie: 1, Saddr: netip.MustParseAddr("2001:db8::1"), Sport: 46236,
+		Daddr: netip.MustParseAddr("2001:db8::2"), Dport: 6379}
+	v4 := &events.Conn{Cookie: 2, Saddr: netip.MustParseAddr("127.0.0.1"), Sport: 46236,
+		Daddr: netip.MustParseAddr("127.0.0.1"), Dport: 6379, Owner: events.Owner{Source: events.OwnerSyscall}}
+	for _, c := range []*events.Conn{v6, v4} {
+		comm := "kworker/u16:2ev"
+		if c == v4 {
+			comm = "nginx"
+		}
+		ev := &events.Event{Time: 780e9, PID: 5061, Comm: events.MakeComm(comm), Old: events.Established, New: events.CloseWait}
+		txt.Transition(&events.Transition{Event: ev, Conn: c, Old: events.Established, New: events.CloseWait, InOld: 1500})
+	}
+	want := "12:00:00.000000    5061 ?kworker/u16:2ev [2001:db8::1]:46236→[2001:db8::2]:6379 1.50µs  ESTABLISHED→CLOSE_WAIT\n" +
+		"12:00:00.000000    5061 nginx           127.0.0.1:46236→127.0.0.1:6379  1.50µs  ESTABLISHED→CLOSE_WAIT\n"
+	if got := buf.String(); got != want {
+		t.Errorf("got\n%swant\n%s", got, want)
 	}
 }
 
@@ -237,7 +322,7 @@ func TestMemo(t *testing.T) {
 	addrs := []netip.Addr{{}, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"),
 		netip.MustParseAddr("::1"), netip.MustParseAddr("fe80::1%eth0")}
 	comms := []string{"curl", "nginx", "ksoftirqd/1", "a long task name"}
-	for _, o := range []style.Options{{Width: 160}, {Width: 80, Color: true}, {Width: 120, ASCII: true}} {
+	for _, o := range []style.Options{{Width: 160}, {Width: 80, Color: true}, {Width: 120, ASCII: true}, {Width: 80, Pipe: true}, {Width: 160, Pipe: true, Color: true}} {
 		o.NoHeader, o.Clock = true, rendertest.Clock
 		m := &memoCheck{t: t, o: o}
 		m.text, m.json = NewText(&m.long, o), NewJSON(&m.long, o.Clock)

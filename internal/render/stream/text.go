@@ -131,6 +131,15 @@ func (t *Text) Transition(tr *events.Transition) {
 	switch {
 	case len(notes) == 0:
 		b = append(b, '\n')
+	case l.pipe: // one line, however wide: key=value words one space apart
+		for i, n := range notes {
+			sep := " "
+			if i == 0 {
+				sep = "  "
+			}
+			b = n.Append(append(b, sep...))
+		}
+		b = append(b, '\n')
 	case used+inline <= l.width: // they all fit on the line: keep its first
 		b = append(b, "  "...)
 		from := len(b)
@@ -188,8 +197,14 @@ func (t *Text) appendOwner(b []byte, o *owner) []byte {
 	comm = style.AppendSanitized(comm, name)
 	t.tmp = comm
 	w := l.comm - max(0, len(pid)-l.pid) // a long PID takes from the comm column
-	b, n := style.AppendTruncRight(b, comm, w, l.ell)
-	b = style.AppendSpaces(b, w-n)
+	if l.pipe {
+		// The name whole: the line widens when it is longer.
+		b = style.AppendSpaces(append(b, comm...), w-style.Cells(comm))
+	} else {
+		var n int
+		b, n = style.AppendTruncRight(b, comm, w, l.ell)
+		b = style.AppendSpaces(b, w-n)
+	}
 	if faint {
 		b = t.ink.faint.Close(b)
 	}
@@ -203,44 +218,70 @@ func (t *Text) appendInOld(b []byte, ns int64) []byte {
 	return append(append(style.AppendSpaces(b, durW-n), dur...), ' ')
 }
 
-// Remarks that do not change.
+// Remarks that do not change, on a terminal and (kv) off one.
 var (
-	inferredText    = []byte("(inferred)")
-	activeCloseText = []byte("active close")
+	inferredText      = []byte("(inferred)")
+	activeCloseText   = []byte("active close")
+	inferredKV        = []byte("inferred=true")
+	activeCloseKV     = []byte("active_close=true")
+	timeWaitKV        = []byte("time_wait=true")
+	orphanKV          = []byte("orphan=true")
+	resetKV, resetBy  = "reset_by=", "reset by "
+	timeWaitHoldsText = "TIME_WAIT holds "
 )
 
 // remarks returns the remarks on tr: inference, active close, reset,
 // TIME_WAIT (or an orphaned FIN_WAIT2 handed to a timewait socket), and on
-// the step into CLOSE the connection's verdict. Their texts are in t.said
+// the step into CLOSE the connection's verdict; off a terminal each is a
+// key=value word (the names of the JSON view). Their texts are in t.said
 // until the next call.
 func (t *Text) remarks(tr *events.Transition, c *events.Conn) []style.Inked {
-	k := &t.ink
+	k, kv := &t.ink, t.l.pipe
 	ns, said := t.notes[:0], t.said[:0]
 	add := func(at int, ink style.Ink) {
 		ns = append(ns, style.NewInked(said[at:len(said):len(said)], ink))
 	}
+	pick := func(term, pipe []byte) []byte {
+		if kv {
+			return pipe
+		}
+		return term
+	}
 	if tr.Inferred {
-		ns = append(ns, style.NewInked(inferredText, k.faint))
+		ns = append(ns, style.NewInked(pick(inferredText, inferredKV), k.faint))
 	}
 	if tr.ActiveClose {
-		ns = append(ns, style.NewInked(activeCloseText, k.active))
+		ns = append(ns, style.NewInked(pick(activeCloseText, activeCloseKV), k.active))
 	}
 	if tr.Reset {
 		at := len(said)
-		said = append(append(said, "reset by "...), c.ResetBy.String()...)
+		if kv {
+			said = append(said, resetKV...)
+		} else {
+			said = append(said, resetBy...)
+		}
+		said = append(said, c.ResetBy.String()...)
 		add(at, k.reset)
 	}
 	if tr.TimeWait {
-		at := len(said)
-		said = style.AppendEndpoint(append(said, "TIME_WAIT holds "...), c.Saddr, c.Sport)
-		said = append(said, " for "+style.TimeWaitHold...)
-		add(at, k.timeWait)
+		if kv { // the holder is the line's local end, for TIME_WAIT's 60s
+			ns = append(ns, style.NewInked(timeWaitKV, k.timeWait))
+		} else {
+			at := len(said)
+			said = style.AppendEndpoint(append(said, timeWaitHoldsText...), c.Saddr, c.Sport)
+			said = append(said, " for "+style.TimeWaitHold...)
+			add(at, k.timeWait)
+		}
 	}
 	if tr.Orphan {
-		at := len(said)
-		said = style.AppendEndpoint(append(said, "orphaned FIN_WAIT2: a timewait socket holds "...), c.Saddr, c.Sport)
-		said = append(said, " until the peer's FIN (then TIME_WAIT "+style.TimeWaitHold+")"...)
-		add(at, k.timeWait)
+		if kv {
+			ns = append(ns, style.NewInked(orphanKV, k.timeWait))
+		} else {
+			at := len(said)
+			said = style.AppendEndpoint(append(said, "orphaned FIN_WAIT2: a timewait socket holds "...), c.Saddr, c.Sport)
+			said = append(said, " until the peer's FIN (then TIME_WAIT "+style.TimeWaitHold+")"...)
+			add(at, k.timeWait)
+		}
 	}
 	if tr.New == events.Close {
 		at := len(said)
@@ -281,6 +322,10 @@ func (t *Text) Loss(ev *events.Event) {
 	k := &t.ink
 	b := append(k.loss.Paint(t.buf[:0], "!!"), ' ')
 	b = append(k.faint.Close(t.appendClock(k.faint.Open(b), ev.Time)), ' ')
+	if t.l.pipe { // one line
+		t.write(append(k.loss.Paint(b, msg), '\n'))
+		return
+	}
 	notes := []style.Inked{style.NewInked([]byte(msg), k.loss)}
 	if b = style.AppendWrap(b, 0, 2+1+timeW+1, notes, "   ", t.l.width); len(b) > 0 {
 		t.write(b)

@@ -20,6 +20,11 @@ type Options struct {
 	Clock    clock.Wall // maps kernel timestamps to wall-clock time
 	NoHeader bool       // omit the column header line
 	ASCII    bool       // use only ASCII (-> instead of →, us instead of µs)
+	// Pipe says the output is not a terminal (the caller checks isatty):
+	// it is read by grep, awk and less, so nothing is cut or abbreviated
+	// (a column too narrow for its text widens the line instead) and one
+	// record is one line. False keeps the terminal's layout.
+	Pipe bool
 	// Label, when set, names where a connection runs (e.g. its container)
 	// on the line that carries its verdict; "" adds nothing.
 	Label func(c *events.Conn) string

@@ -44,6 +44,15 @@ func NewInked(text []byte, k Ink) Inked {
 // Cells returns the width of the remark's text.
 func (n Inked) Cells() int { return n.cells }
 
+// Append appends the remark whole, painted in its ink, on the line b ends
+// with: for output that is never wrapped (Options.Pipe).
+func (n Inked) Append(b []byte) []byte {
+	if len(n.text) == 0 {
+		return b
+	}
+	return n.ink.Close(append(n.ink.Open(b), n.text...))
+}
+
 // Wrap lays the words of notes out in lines of at most width cells, the
 // first line starting with first and the others with indent, as AppendWrap
 // does, and returns the lines. A line that gets no words is left out.
