@@ -101,7 +101,7 @@ func release() string {
 }
 
 func run(bin string) error {
-	cmd := exec.Command(bin, "--json", "--width", "100")
+	cmd := exec.Command(bin, "--json")
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	stderr, err := cmd.StderrPipe()
