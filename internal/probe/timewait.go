@@ -211,19 +211,21 @@ func (p *Probe) noteSubstate(ev *events.Event) {
 }
 
 // resolveHeld queues, as kills, the held cancels older than twPairWindow at
-// time now (ns, CLOCK_MONOTONIC).
+// time now (ns, CLOCK_MONOTONIC). They are held in the order they came, so
+// only a prefix can be due: per event this looks at one cancel, not all.
 func (p *Probe) resolveHeld(now uint64) {
 	n := 0
-	for _, c := range p.held {
-		if now > c.Time && now-c.Time > uint64(twPairWindow) {
-			p.noteSubstate(&c)
-			p.pending = append(p.pending, c)
-			continue
+	for ; n < len(p.held); n++ {
+		c := &p.held[n]
+		if now <= c.Time || now-c.Time <= uint64(twPairWindow) {
+			break
 		}
-		p.held[n] = c
-		n++
+		p.noteSubstate(c)
+		p.pending = append(p.pending, *c)
 	}
-	p.held = p.held[:n]
+	if n > 0 {
+		p.held = p.held[:copy(p.held, p.held[n:])]
+	}
 }
 
 // resolveAll queues every held cancel as a kill: at Stop.
