@@ -7,6 +7,7 @@ import (
 
 	"github.com/tcptrace/tcptrace/internal/clock"
 	"github.com/tcptrace/tcptrace/internal/events"
+	"github.com/tcptrace/tcptrace/internal/ledger"
 	"github.com/tcptrace/tcptrace/internal/owners"
 	"github.com/tcptrace/tcptrace/internal/probe"
 )
@@ -41,9 +42,17 @@ type Live struct {
 	start  uint64
 	log    io.Writer
 	onRead func()
-	told   bool      // the start-up read was described
-	asked  time.Time // orphans were last asked for
+	told   bool          // the start-up read was described
+	asked  time.Time     // orphans were last asked for
+	queue  []ledger.Pile // found sockets read and not fed yet
+	next   int           // the next one to feed in queue[0]
+	read   bool          // the start-up read is over
 }
+
+// feedBatch bounds the found sockets fed at one tick, so that a big pile
+// is fed between reads of the ring rather than in one stop of the event
+// loop while the ring fills.
+const feedBatch = 4096
 
 // OpenLive attaches the probe (it checks, unless told not to, that a
 // loopback connection is traced) and seeds it with the listeners that
@@ -119,7 +128,12 @@ func (l *Live) tick(p *Pipeline, now uint64) error { return l.feed(p, now) }
 // settle waits a bounded time for the start-up read and feeds it.
 func (l *Live) settle(p *Pipeline) {
 	l.pile.wait(pileWait, l.log)
-	_ = l.feed(p, l.Now())
+	for {
+		_ = l.feed(p, l.Now())
+		if len(l.queue) == 0 {
+			return
+		}
+	}
 }
 
 // feed takes what the pile reader has read and feeds it through p: the
@@ -133,24 +147,33 @@ func (l *Live) feed(p *Pipeline, now uint64) error {
 		p.engine.SetNetnsSysctls(ns, m)
 		p.engine.MarkTableRead(ns) // read with its pile (and then only refreshed)
 	}
+	l.queue = append(l.queue, found...)
+	l.read = l.read || done
 	var ev events.Event
-	for _, pl := range found {
-		for i := range pl.Found {
-			pl.Event(i, &ev)
-			if now > ev.Time {
-				gone := uint32((now - ev.Time) / uint64(time.Millisecond))
-				ev.Remain -= min(ev.Remain, gone)
-			}
-			ev.Time = now
-			if err := p.step(&ev); err != nil {
-				return err
-			}
+	for fed := 0; len(l.queue) > 0 && fed < feedBatch; fed++ {
+		pl := &l.queue[0]
+		if l.next >= len(pl.Found) {
+			l.queue, l.next = l.queue[1:], 0
+			continue
 		}
+		pl.Event(l.next, &ev)
+		l.next++
+		if now > ev.Time {
+			gone := uint32((now - ev.Time) / uint64(time.Millisecond))
+			ev.Remain -= min(ev.Remain, gone)
+		}
+		ev.Time = now
+		if err := p.step(&ev); err != nil {
+			return err
+		}
+	}
+	if len(l.queue) > 0 && l.next >= len(l.queue[0].Found) {
+		l.queue, l.next = l.queue[1:], 0
 	}
 	if err := l.reconcile(p, now); err != nil {
 		return err
 	}
-	if done && !l.told {
+	if l.read && len(l.queue) == 0 && !l.told {
 		l.told = true
 		l.pile.describe(l.log)
 		if l.onRead != nil {
