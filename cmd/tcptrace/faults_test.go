@@ -396,23 +396,7 @@ func ftListen(port int) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				buf := make([]byte, 64)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						break
-					}
-				}
-				c.Close()
-			}()
-		}
-	}()
+	testutil.Drain(ln)
 	return ln, nil
 }
 

@@ -59,23 +59,7 @@ func TestRecordPastClosedOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				buf := make([]byte, 16)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						break
-					}
-				}
-				c.Close()
-			}()
-		}
-	}()
+	testutil.Drain(l)
 	port := l.Addr().(*net.TCPAddr).Port
 	path := filepath.Join(t.TempDir(), "f.tcpt")
 
