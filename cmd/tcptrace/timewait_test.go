@@ -66,6 +66,7 @@ func nsRow(t *testing.T, report map[string]any, ino uint32) map[string]any {
 // traffic, shows the pile as ss does, owner "predates tracing".
 func TestReportShowsPile(t *testing.T) {
 	testutil.RequirePrivileged(t)
+	testutil.Flood(t)
 	ns := testutil.NewNetns(t, nil)
 	if err := ns.Do(func() error {
 		if _, err := testutil.MakeTimeWait([3]byte{127, 0, 0}, [4]byte{127, 0, 0, 1}, 80, 5000, true); err != nil {
@@ -113,6 +114,7 @@ func TestReportShowsPile(t *testing.T) {
 // every timewait start arrives.
 func TestPileThenChurn(t *testing.T) {
 	testutil.RequirePrivileged(t)
+	testutil.Flood(t)
 	ns := testutil.NewNetns(t, nil)
 	if err := ns.Do(func() error {
 		_, err := testutil.MakeTimeWait([3]byte{127, 0, 0}, [4]byte{127, 0, 0, 1}, 80, 50000, true)

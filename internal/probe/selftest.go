@@ -70,12 +70,13 @@ func (p *Probe) selfTest() error {
 			}
 			continue
 		}
+		// One transition of its sockets shows the program sees them; Next
+		// hides the rest. Waiting for a particular one would fail the test
+		// whenever the kernel's recursion guard skips it under load.
 		if ev.New == events.Close {
 			delete(p.self, ev.Cookie) // nothing more comes from it
 		}
-		if ev.Cookie == client && ev.New == events.Close {
-			return nil
-		}
+		return nil
 	}
 }
 

@@ -283,6 +283,7 @@ func num(m map[string]any, path ...string) uint64 {
 // checks the loss accounting, the memory bound and recovery.
 func TestSoak(t *testing.T) {
 	testutil.RequirePrivileged(t)
+	testutil.Flood(t)
 	netns, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ func RequirePrivileged(t testing.TB) {
 		}
 	}
 	if err == nil {
+		shareKernel(t)
 		return
 	}
 	if os.Getenv(EnvRequire) == "1" {
