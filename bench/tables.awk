@@ -125,22 +125,22 @@ END {
 		print ""
 	}
 	ab = 0
-	for (i = 1; i <= ng; i++) if (get(groups[i] SUBSEP "binary-old", "cpu-s/Mevents") != "") ab = 1
+	for (i = 1; i <= ng; i++) if (get(groups[i] SUBSEP "binary", "old-cpu-s/Mevents") != "") ab = 1
 	if (ab) {
-		print "A/B of two builds in this run (`OLD=rev bench/run`): binary (this tree) against binary-old, same rows."
+		print "A/B of two builds in the same rounds (`OLD=rev bench/run`): binary (this tree) against the old build, run one after the other in each round (the order turning), each in a fresh namespace."
 		print ""
 		print "| loops | pile | closes | CPU-s / M events new ÷ old | kernel ns/event new ÷ old | pooled traced/untraced new vs old |"
 		print "|---|---|---|---|---|---|"
 		for (i = 1; i <= ng; i++) {
 			g = groups[i]; split(g, p, SUBSEP)
-			kb = g SUBSEP "binary"; ko = g SUBSEP "binary-old"
-			ub = get(kb, "cpu-s/Mevents"); uo = get(ko, "cpu-s/Mevents")
+			kb = g SUBSEP "binary"
+			ub = get(kb, "cpu-s/Mevents"); uo = get(kb, "old-cpu-s/Mevents")
 			if (uo == "") continue
-			nb_ = get(kb, "kernel-ns/event"); no = get(ko, "kernel-ns/event")
+			nb_ = get(kb, "kernel-ns/event"); no = get(kb, "old-kernel-ns/event")
 			printf "| %s | %s | %s | %s (%s ÷ %s) | %s | %s vs %s |\n", p[1], p[2], p[3],
 				(ub != "" && uo > 0) ? fmt(ub / uo, 2) "×" : "–", fmt(ub, 3), fmt(uo, 3),
 				(nb_ != "" && no != "" && no > 0) ? sprintf("%s× (%s ÷ %s)", fmt(nb_ / no, 2), fmt(nb_, 0), fmt(no, 0)) : "–",
-				fmt(get(kb, "pooled-traced/untraced"), 3), fmt(get(ko, "pooled-traced/untraced"), 3)
+				fmt(get(kb, "pooled-traced/untraced"), 3), fmt(get(kb, "old-pooled-traced/untraced"), 3)
 		}
 		print ""
 	}

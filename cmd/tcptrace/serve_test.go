@@ -209,9 +209,14 @@ func TestServeMetrics(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond) // nothing more may arrive
 	got = scrape(t, maddr)
+	// Under load (other tests in parallel) the kernel's recursion guard
+	// may skip a program run: counted, and the only shortfall allowed.
+	skipped := got[`tcptrace_kernel_events_lost_total{cause="recursion"}`] - before[`tcptrace_kernel_events_lost_total{cause="recursion"}`]
 	for k, w := range want {
-		if d := got[k] - before[k]; d != w {
-			t.Errorf("%s: delta %v, want %v", k, d, w)
+		if d := got[k] - before[k]; d > w || d < w-skipped {
+			t.Errorf("%s: delta %v, want %v (%v runs skipped by the recursion guard)", k, d, w, skipped)
+		} else if d != w {
+			t.Logf("%s: delta %v of %v, %v runs skipped by the recursion guard", k, d, w, skipped)
 		}
 	}
 	if c := got[`tcptrace_connections_total`]; c < 7*n+1 {

@@ -52,7 +52,8 @@ package bench
 // (workload threads, default GOMAXPROCS), TCPTRACE_BENCH_HOSTNS=1 (skip the
 // private netns), TCPTRACE_BIN (prebuilt binary), TCPTRACE_BENCH_ARGS (extra
 // tracer arguments, space separated), TCPTRACE_BIN_OLD (a second build run
-// as "binary-old" beside binary, without a pile: an A/B in one run),
+// in binary's rounds, without a pile, its metrics named old-*: an A/B in
+// the same rounds),
 // TCPTRACE_BENCH_STATS=0 (no kernel-ns run).
 
 import (
@@ -91,19 +92,16 @@ func BenchmarkChurn(b *testing.B) {
 
 // benchTracers runs the tracers of a pile variant: every one without a
 // pile; the binary and the floor with every pile; bpftrace also with the
-// 200k pile in one namespace.
+// 200k pile in one namespace. With TCPTRACE_BIN_OLD, the binary's rounds
+// also run that build, interleaved: an A/B in the same rounds.
 func benchTracers(b *testing.B, mode closeMode, pl *pile) {
 	b.Run("binary", func(b *testing.B) {
-		bin := tcptraceBinary(b)
-		benchChurn(b, mode, pl, &binaryTracer{bin: bin, dir: b.TempDir()})
+		tcs := []tracer{&binaryTracer{bin: tcptraceBinary(b), dir: b.TempDir()}}
+		if old := os.Getenv("TCPTRACE_BIN_OLD"); old != "" && pl.spec.size == 0 {
+			tcs = append(tcs, &binaryTracer{bin: old, dir: b.TempDir()})
+		}
+		benchChurn(b, mode, pl, tcs...)
 	})
-	if old := os.Getenv("TCPTRACE_BIN_OLD"); old != "" && pl.spec.size == 0 {
-		// An A/B of two builds in the same run, e.g. before and after a
-		// change: the same flags as binary.
-		b.Run("binary-old", func(b *testing.B) {
-			benchChurn(b, mode, pl, &binaryTracer{bin: old, dir: b.TempDir()})
-		})
-	}
 	if pl.spec.size == 0 {
 		b.Run("reader", func(b *testing.B) {
 			benchChurn(b, mode, pl, &readerTracer{dir: b.TempDir()})
@@ -123,7 +121,18 @@ func benchTracers(b *testing.B, mode closeMode, pl *pile) {
 	}
 }
 
-func benchChurn(b *testing.B, mode closeMode, pl *pile, tc tracer) {
+// traced sums one tracer's rounds.
+type traced struct {
+	tc     tracer
+	run    churnResult  // the workload's, traced
+	tot    tracerResult // the tracer's
+	ratios []float64    // per round: traced rate / untraced rate
+}
+
+// benchChurn runs rounds of the workload untraced and traced by each of tcs
+// (the order turning round by round), then reports the first tracer's
+// metrics, and the second's (an A/B) with the prefix "old-".
+func benchChurn(b *testing.B, mode closeMode, pl *pile, tcs ...tracer) {
 	e := newChurnEnv(b)
 	pl.ensure(b)
 	// Warm up: the first connections of a namespace are slower.
@@ -131,111 +140,132 @@ func benchChurn(b *testing.B, mode closeMode, pl *pile, tc tracer) {
 	e2.runFor = 300 * time.Millisecond
 	e2.run(mode)
 
-	var untraced, traced churnResult
-	var tot tracerResult
-	var ratios []float64 // per round: traced rate / untraced rate
+	var untraced churnResult
+	ts := make([]traced, len(tcs))
+	for i, tc := range tcs {
+		ts[i].tc = tc
+	}
 	// Rounds: TCPTRACE_BENCH_ROUNDS, or b.N (-benchtime Nx runs the
 	// benchmark once with N=1 first, so bench/run uses -benchtime 1x).
 	rounds := envInt("TCPTRACE_BENCH_ROUNDS", b.N)
 	var nz noise
-	b.ResetTimer()
+	b.StopTimer() // the timer is meaningless here; metrics are reported
 	for i := 0; i < rounds; i++ {
-		var uRound, tRound float64
-		b.StopTimer()
 		pl.ensure(b) // made again before it could expire in the round
 		nz.check()
-		b.StartTimer()
-		for k := 0; k < 2; k++ {
-			if (i+k)%2 == 0 {
-				b.StopTimer() // the timer is meaningless here; metrics are reported
+		var uRound float64
+		tRound := make([]float64, len(ts))
+		for k := 0; k <= len(ts); k++ {
+			e.fresh(b, mode)
+			j := (i+k)%(len(ts)+1) - 1 // -1: untraced
+			if j < 0 {
 				r := e.run(mode)
-				b.StartTimer()
 				checkRun(b, "untraced", r)
 				untraced.conns += r.conns
 				untraced.elapsed += r.elapsed
 				uRound = float64(r.conns) / r.elapsed.Seconds()
 				continue
 			}
-			b.StopTimer()
-			tc.start(b, e)
-			b.StartTimer()
+			t := &ts[j]
+			t.tc.start(b, e)
 			r := e.run(mode)
-			b.StopTimer()
-			tr := tc.stop(b)
-			b.StartTimer()
+			tr := t.tc.stop(b)
 			checkRun(b, "traced", r)
-			traced.conns += r.conns
-			traced.elapsed += r.elapsed
-			tRound = float64(r.conns) / r.elapsed.Seconds()
-			tot.events += tr.events
-			tot.cpu += tr.cpu
-			tot.ring += tr.ring
-			tot.recursion += tr.recursion
-			tot.maxRSS = max(tot.maxRSS, tr.maxRSS)
-			tot.startup = max(tot.startup, tr.startup)
-			tot.exit = max(tot.exit, tr.exit)
-			tot.timerRuns += tr.timerRuns
+			t.run.conns += r.conns
+			t.run.elapsed += r.elapsed
+			tRound[j] = float64(r.conns) / r.elapsed.Seconds()
+			t.tot.add(tr)
 		}
-		ratios = append(ratios, tRound/uRound)
+		for j := range ts {
+			ts[j].ratios = append(ts[j].ratios, tRound[j]/uRound)
+		}
 	}
-	b.StopTimer()
 	if os.Getenv("TCPTRACE_BENCH_STATS") != "0" {
 		// In-kernel time per event, from one more traced run with the
 		// kernel's run-time statistics on. Not during the rounds above:
 		// the statistics cost two clock reads per program run, which
 		// users tracing do not pay.
-		pl.ensure(b)
-		k := kernelCost(b, e, mode, tc)
-		tot.runs, tot.runtime, tot.timerRuns, tot.timerRuntime = k.runs, k.runtime, k.timerRuns, k.timerRuntime
+		for j := range ts {
+			pl.ensure(b)
+			e.fresh(b, mode)
+			k := kernelCost(b, e, mode, ts[j].tc)
+			t := &ts[j].tot
+			t.runs, t.runtime, t.timerRuns, t.timerRuntime = k.runs, k.runtime, k.timerRuns, k.timerRuntime
+		}
 	}
 	uRate := float64(untraced.conns) / untraced.elapsed.Seconds()
-	tRate := float64(traced.conns) / traced.elapsed.Seconds()
+	b.Logf("%s: untraced %d conns in %v", mode, untraced.conns, untraced.elapsed)
 	b.ReportMetric(uRate, "untraced-conns/s")
-	b.ReportMetric(tRate, "traced-conns/s")
-	// The median of per-round ratios resists load that comes and goes on
-	// a shared machine better than the ratio of totals.
-	sort.Float64s(ratios)
-	med := ratios[len(ratios)/2]
-	if len(ratios)%2 == 0 {
-		med = (ratios[len(ratios)/2-1] + med) / 2
-	}
-	b.ReportMetric(med, "traced/untraced")
-	// Pooled over the rounds: the rates of all rounds' connections.
-	b.ReportMetric(tRate/uRate, "pooled-traced/untraced")
-	b.ReportMetric(float64(tot.ring), "ring-drops")
-	b.ReportMetric(float64(tot.recursion), "recursion-misses")
-	want := traced.conns * transitionsPerConn
-	b.ReportMetric(float64(tot.events)/float64(want), "delivered/expected")
-	if tot.events > 0 {
-		b.ReportMetric(tot.cpu.Seconds()/(float64(tot.events)/1e6), "cpu-s/Mevents")
-	}
-	if tot.runs > 0 {
-		// Every program of the tracer (set_state and the timer
-		// programs) over the set_state runs.
-		b.ReportMetric(float64(tot.runtime.Nanoseconds())/float64(tot.runs), "kernel-ns/event")
-		if tot.timerRuns > 0 {
-			b.ReportMetric(float64(tot.timerRuntime.Nanoseconds())/float64(tot.runs), "timer-ns/event")
-			b.ReportMetric(float64(tot.timerRuns)/float64(tot.runs), "timer-runs/event")
+	for j := range ts {
+		prefix := ""
+		if j > 0 {
+			prefix = "old-"
 		}
+		ts[j].report(b, prefix, uRate)
 	}
 	if pl.spec.size > 0 {
 		b.ReportMetric(float64(pl.spec.size), "pile")
 	}
 	b.ReportMetric(float64(nz.busy), "busy-rounds")
 	b.ReportMetric(float64(nz.foreign), "foreign-tracers")
+	b.ReportMetric(0, "ns/op")
+}
+
+// add sums a run's result into t (peaks as maxima).
+func (t *tracerResult) add(r tracerResult) {
+	t.events += r.events
+	t.cpu += r.cpu
+	t.ring += r.ring
+	t.recursion += r.recursion
+	t.maxRSS = max(t.maxRSS, r.maxRSS)
+	t.startup = max(t.startup, r.startup)
+	t.exit = max(t.exit, r.exit)
+	t.timerRuns += r.timerRuns
+}
+
+// report writes one tracer's metrics, each name with prefix.
+func (t *traced) report(b *testing.B, prefix string, uRate float64) {
+	metric := func(v float64, unit string) { b.ReportMetric(v, prefix+unit) }
+	tRate := float64(t.run.conns) / t.run.elapsed.Seconds()
+	metric(tRate, "traced-conns/s")
+	// The median of per-round ratios resists load that comes and goes on
+	// a shared machine better than the ratio of totals.
+	sort.Float64s(t.ratios)
+	med := t.ratios[len(t.ratios)/2]
+	if len(t.ratios)%2 == 0 {
+		med = (t.ratios[len(t.ratios)/2-1] + med) / 2
+	}
+	metric(med, "traced/untraced")
+	// Pooled over the rounds: the rates of all rounds' connections.
+	metric(tRate/uRate, "pooled-traced/untraced")
+	tot := &t.tot
+	want := t.run.conns * transitionsPerConn
+	b.Logf("%sper-round traced/untraced %.3f; traced %d conns in %v; %d events delivered of %d expected; program runs %d; tracer CPU %v",
+		prefix, t.ratios, t.run.conns, t.run.elapsed, tot.events, want, tot.runs, tot.cpu)
+	metric(float64(tot.ring), "ring-drops")
+	metric(float64(tot.recursion), "recursion-misses")
+	metric(float64(tot.events)/float64(want), "delivered/expected")
+	if tot.events > 0 {
+		metric(tot.cpu.Seconds()/(float64(tot.events)/1e6), "cpu-s/Mevents")
+	}
+	if tot.runs > 0 {
+		// Every program of the tracer (set_state and the timer
+		// programs) over the set_state runs.
+		metric(float64(tot.runtime.Nanoseconds())/float64(tot.runs), "kernel-ns/event")
+		if tot.timerRuns > 0 {
+			metric(float64(tot.timerRuntime.Nanoseconds())/float64(tot.runs), "timer-ns/event")
+			metric(float64(tot.timerRuns)/float64(tot.runs), "timer-runs/event")
+		}
+	}
 	if tot.startup > 0 { // not per event: once per start, before the workload
-		b.ReportMetric(tot.startup.Seconds()*1e3, "max-startup-CPU-ms")
+		metric(tot.startup.Seconds()*1e3, "max-startup-CPU-ms")
 	}
 	if tot.exit > 0 { // not per event: once per run, after the backlog is written
-		b.ReportMetric(tot.exit.Seconds()*1e3, "max-exit-CPU-ms")
+		metric(tot.exit.Seconds()*1e3, "max-exit-CPU-ms")
 	}
 	if tot.maxRSS > 0 {
-		b.ReportMetric(float64(tot.maxRSS)/(1<<20), "peak-RSS-MiB")
+		metric(float64(tot.maxRSS)/(1<<20), "peak-RSS-MiB")
 	}
-	b.ReportMetric(0, "ns/op")
-	b.Logf("%s: per-round traced/untraced %.3f", mode, ratios)
-	b.Logf("%s: untraced %d conns in %v, traced %d conns in %v; %d events delivered of %d expected; program runs %d; tracer CPU %v",
-		mode, untraced.conns, untraced.elapsed, traced.conns, traced.elapsed, tot.events, want, tot.runs, tot.cpu)
 }
 
 // kernelCost runs the workload traced once with BPF run-time statistics on

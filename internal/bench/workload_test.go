@@ -32,7 +32,8 @@ func (m closeMode) String() string {
 
 // churnEnv is the workload's namespace, listener and parameters.
 type churnEnv struct {
-	nsFd    int // -1: host namespace
+	nsFd    int   // -1: host namespace
+	past    []int // earlier namespaces (fresh), open until the benchmark ends
 	lnFd    int
 	port    uint16
 	addrs   [][4]byte
@@ -83,6 +84,22 @@ func newChurnEnv(b *testing.B) *churnEnv {
 	for i := 1; i <= 16; i++ {
 		e.addrs = append(e.addrs, [4]byte{127, 0, 0, byte(i)})
 	}
+	e.setup(b)
+	b.Cleanup(func() {
+		unix.Close(e.lnFd)
+		if e.nsFd >= 0 {
+			unix.Close(e.nsFd)
+		}
+		for _, fd := range e.past {
+			unix.Close(fd)
+		}
+	})
+	return e
+}
+
+// setup makes the workload's private namespace (unless
+// TCPTRACE_BENCH_HOSTNS=1) and its listener.
+func (e *churnEnv) setup(b *testing.B) {
 	err := onLockedThread(func() error {
 		if os.Getenv("TCPTRACE_BENCH_HOSTNS") != "1" {
 			if err := e.privateNetns(); err != nil {
@@ -108,13 +125,27 @@ func newChurnEnv(b *testing.B) *churnEnv {
 	if err != nil {
 		b.Fatalf("setting up the churn workload: %v", err)
 	}
-	b.Cleanup(func() {
-		unix.Close(e.lnFd)
-		if e.nsFd >= 0 {
-			unix.Close(e.nsFd)
-		}
-	})
-	return e
+}
+
+// fresh moves the workload to a new private namespace before a run, so
+// that every run starts without the TIME_WAIT the earlier ones left (a
+// server's, in server closes, 60 s long: a pile in the workload's own
+// namespace that grew round by round, read by the tracer when the
+// namespace first showed). The earlier namespaces stay open until the
+// benchmark ends: closing one would purge its timewait sockets, every
+// purge a timer event on the workload's port, during the next run. A short
+// warm-up follows: a namespace's first connections are slower.
+func (e *churnEnv) fresh(b *testing.B, mode closeMode) {
+	if e.nsFd < 0 {
+		return
+	}
+	unix.Close(e.lnFd)
+	e.past = append(e.past, e.nsFd)
+	e.nsFd, e.lnFd = -1, -1
+	e.setup(b)
+	w := *e
+	w.runFor = 100 * time.Millisecond
+	w.run(mode)
 }
 
 // privateNetns moves the calling (locked) thread to a new network namespace,

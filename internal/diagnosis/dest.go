@@ -1,6 +1,7 @@
 package diagnosis
 
 import (
+	"cmp"
 	"net/netip"
 	"time"
 
@@ -22,6 +23,14 @@ type Dest struct {
 	Daddr netip.Addr
 	Dport uint16
 	Lport uint16
+}
+
+// compare orders destinations by namespace, addresses and ports: the last
+// key of every sorted table, so that rows tied on their counts come out in
+// the same order on every run.
+func (d *Dest) compare(o *Dest) int {
+	return cmp.Or(cmp.Compare(d.Netns, o.Netns), d.Daddr.Compare(o.Daddr), cmp.Compare(d.Dport, o.Dport),
+		d.Saddr.Compare(o.Saddr), cmp.Compare(d.Lport, o.Lport))
 }
 
 // same reports whether d and o are the same destination (==, written out:

@@ -225,7 +225,9 @@ func (e *Engine) Report(now uint64, elapsed time.Duration, ledgerNote string) *R
 				row.Dests = append(row.Dests, DestCount{d.dest, d.n})
 			}
 		}
-		slices.SortFunc(row.Dests, func(a, b DestCount) int { return cmp.Compare(b.Count, a.Count) })
+		slices.SortFunc(row.Dests, func(a, b DestCount) int {
+			return cmp.Or(cmp.Compare(b.Count, a.Count), a.Dest.compare(&b.Dest))
+		})
 		r.Closers = append(r.Closers, row)
 	}
 	for k, p := range st.procs {
@@ -233,7 +235,8 @@ func (e *Engine) Report(now uint64, elapsed time.Duration, ledgerNote string) *R
 	}
 	add(ProcKey{Comm: events.MakeComm("(other)")}, &st.other)
 	slices.SortFunc(r.Closers, func(a, b CloserRow) int {
-		return cmp.Or(cmp.Compare(b.ActiveCloses, a.ActiveCloses), cmp.Compare(a.Owner.PID, b.Owner.PID))
+		return cmp.Or(cmp.Compare(b.ActiveCloses, a.ActiveCloses), cmp.Compare(a.Owner.PID, b.Owner.PID),
+			cmp.Compare(a.Owner.Comm.String(), b.Owner.Comm.String()))
 	})
 	r.Closers = r.Closers[:min(len(r.Closers), topRows)]
 	for end, n := range st.ends {
@@ -251,7 +254,8 @@ func (e *Engine) Report(now uint64, elapsed time.Duration, ledgerNote string) *R
 		r.Failed = append(r.Failed, FailedRow{k.owner, k.dest, ErrName(k.err), c.total})
 	}
 	slices.SortFunc(r.Failed, func(a, b FailedRow) int {
-		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Owner.PID, b.Owner.PID), cmp.Compare(a.Err, b.Err))
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Owner.PID, b.Owner.PID), cmp.Compare(a.Err, b.Err),
+			a.Dest.compare(&b.Dest), cmp.Compare(a.Owner.Comm.String(), b.Owner.Comm.String()))
 	})
 	r.Failed = r.Failed[:min(len(r.Failed), topRows)]
 	e.timeWaitRows(r, now)
@@ -297,8 +301,8 @@ func (e *Engine) timeWaitRows(r *Report, now uint64) {
 	slices.SortFunc(r.Namespaces, func(a, b NetnsRow) int { return cmp.Compare(a.Netns, b.Netns) })
 	slices.SortFunc(r.TimeWait, func(a, b TimeWaitRow) int {
 		return cmp.Or(cmp.Compare(b.Count+b.FinWait2, a.Count+a.FinWait2), cmp.Compare(b.Count, a.Count),
-			cmp.Compare(a.Owner.PID, b.Owner.PID), cmp.Compare(a.Hint.PID, b.Hint.PID), a.Dest.Daddr.Compare(b.Dest.Daddr),
-			cmp.Compare(a.Dest.Dport, b.Dest.Dport), cmp.Compare(a.Dest.Lport, b.Dest.Lport))
+			cmp.Compare(a.Owner.PID, b.Owner.PID), cmp.Compare(a.Hint.PID, b.Hint.PID), a.Dest.compare(&b.Dest),
+			cmp.Compare(a.Owner.Comm.String(), b.Owner.Comm.String()), cmp.Compare(a.Hint.Comm.String(), b.Hint.Comm.String()))
 	})
 	r.TimeWait = r.TimeWait[:min(len(r.TimeWait), topRows)]
 }
@@ -325,7 +329,7 @@ func (e *Engine) forecastRows(r *Report, now uint64) {
 		if b.Forecast.Never {
 			eb = 1 << 62
 		}
-		return cmp.Or(cmp.Compare(ea, eb), cmp.Compare(b.Inputs.Held, a.Inputs.Held), a.Dest.Daddr.Compare(b.Dest.Daddr))
+		return cmp.Or(cmp.Compare(ea, eb), cmp.Compare(b.Inputs.Held, a.Inputs.Held), a.Dest.compare(&b.Dest))
 	})
 	r.Forecasts = r.Forecasts[:min(len(r.Forecasts), topRows)]
 }

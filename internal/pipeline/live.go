@@ -122,8 +122,21 @@ func (l *Live) attach(p *Pipeline) {
 	l.probe.SetOnIdle(p.idle)
 }
 
-// tick feeds what the pile reader has read into p.
-func (l *Live) tick(p *Pipeline, now uint64) error { return l.feed(p, now) }
+// tick feeds what the pile reader has read into p: a batch, and more
+// batches for as long as the ring stays empty, so that a pile read at
+// start is fed at once on an idle host and between reads of the ring on a
+// busy one.
+func (l *Live) tick(p *Pipeline, now uint64) error {
+	for {
+		if err := l.feed(p, now); err != nil {
+			return err
+		}
+		if len(l.queue) == 0 || !l.drained() {
+			return nil
+		}
+		now = l.Now()
+	}
+}
 
 // settle waits a bounded time for the start-up read and feeds it.
 func (l *Live) settle(p *Pipeline) {

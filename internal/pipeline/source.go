@@ -116,22 +116,31 @@ func (s *Replay) attach(p *Pipeline) {
 	if s.stream && p.out != nil {
 		s.onWait = func() { _ = p.out.Flush() }
 	}
+	// Parsed once per namespace, a namespace without usable settings
+	// (recorded "unknown") included; those not recorded yet are looked
+	// for again once the stream has recorded more.
 	cache := map[uint32]*diagnosis.Sysctls{}
+	recorded := 0
 	p.engine.SetSysctls(func(ns uint32) *diagnosis.Sysctls {
 		if c, ok := cache[ns]; ok {
 			return c
 		}
-		for _, n := range s.r.Header().Netns {
-			if n.Inode == ns {
-				c := diagnosis.ParseSysctls(n.Sysctls)
-				if !c.Known {
-					return nil
-				}
-				cache[ns] = &c
-				return &c
-			}
+		all := s.r.Header().Netns
+		if len(all) == recorded {
+			return nil
 		}
-		return nil
+		for _, n := range all {
+			if _, ok := cache[n.Inode]; ok {
+				continue
+			}
+			var c *diagnosis.Sysctls
+			if v := diagnosis.ParseSysctls(n.Sysctls); v.Known {
+				c = &v
+			}
+			cache[n.Inode] = c
+		}
+		recorded = len(all)
+		return cache[ns]
 	})
 }
 
