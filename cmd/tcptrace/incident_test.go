@@ -210,6 +210,12 @@ func TestIncidentPortExhaustion(t *testing.T) {
 			dests[0].(map[string]any)["dport"] != 8080.0 {
 			t.Errorf("top active closer %v, want the client %d toward %s:8080", top, cr.PID, h.srvAddr)
 		}
+		// Its share is of its established connections (it closed each
+		// first), its failed connects counted apart.
+		if top["failed_connects"] != float64(cr.Failed) || top["established"] != top["active_closes"] {
+			t.Errorf("top active closer: %v established, %v closed first, %v failed connects; want all established closed first and %d failed",
+				top["established"], top["active_closes"], top["failed_connects"], cr.Failed)
+		}
 		got := reportTimeWait(report, h.srvAddr)
 		if diff := got - ssHeld; ssHeld == 0 || diff*100 > ssHeld || -diff*100 > ssHeld {
 			t.Errorf("report holds %d TIME_WAIT toward %s:8080, ss shows %d", got, h.srvAddr, ssHeld)

@@ -25,6 +25,8 @@ type destCount struct {
 
 type procStat struct {
 	finished, closes uint64
+	established      uint64 // finished sockets that were established
+	failed           uint64 // connects that never established
 	dests            [destsPerPr]destCount
 }
 
@@ -62,6 +64,13 @@ func (s *Stats) finished(c *events.Conn) {
 	k := ProcKey{c.Owner.PID, c.Owner.Comm}
 	p := s.proc(k)
 	p.finished++
+	switch {
+	case c.Role == events.RoleListener:
+	case c.Established():
+		p.established++
+	case c.Role != events.RoleServer:
+		p.failed++
+	}
 	if c.Closer != events.CloserLocal {
 		return
 	}
@@ -127,10 +136,12 @@ type Report struct {
 
 // CloserRow is a process that closed connections first.
 type CloserRow struct {
-	Owner        ProcKey
-	ActiveCloses uint64
-	Finished     uint64
-	Dests        []DestCount
+	Owner          ProcKey
+	ActiveCloses   uint64
+	Finished       uint64 // its finished sockets, failed connects included
+	Established    uint64 // its finished sockets that were established: what it could close
+	FailedConnects uint64 // its connects that never established
+	Dests          []DestCount
 }
 
 // DestCount is a destination and how many connections went to it.
@@ -219,7 +230,7 @@ func (e *Engine) Report(now uint64, elapsed time.Duration, ledgerNote string) *R
 		if p.closes == 0 {
 			return
 		}
-		row := CloserRow{Owner: k, ActiveCloses: p.closes, Finished: p.finished}
+		row := CloserRow{Owner: k, ActiveCloses: p.closes, Finished: p.finished, Established: p.established, FailedConnects: p.failed}
 		for _, d := range p.dests {
 			if d.n > 0 {
 				row.Dests = append(row.Dests, DestCount{d.dest, d.n})

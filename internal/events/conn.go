@@ -211,3 +211,18 @@ func endOf(c *Conn, old State, ev *Event) (End, Side, bool) {
 	}
 	return EndGraceful, SideNone, false
 }
+
+// Established reports whether the connection was established: it passed
+// ESTABLISHED, a FIN was exchanged, or it was open when first seen. A
+// client socket that was not failed to connect.
+func (c *Conn) Established() bool {
+	if c.Partial || c.Closer != CloserNone {
+		return true
+	}
+	for _, sp := range c.Spans {
+		if sp.State == Established {
+			return true
+		}
+	}
+	return false
+}

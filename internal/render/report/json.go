@@ -62,6 +62,8 @@ func WriteJSON(w io.Writer, c clock.Wall, r *diagnosis.Report) error {
 		PID          uint32      `json:"pid"`
 		Comm         string      `json:"comm"`
 		ActiveCloses uint64      `json:"active_closes"`
+		Established  uint64      `json:"established"`
+		Failed       uint64      `json:"failed_connects"`
 		Finished     uint64      `json:"finished"`
 		Dests        []destCount `json:"destinations"`
 	}
@@ -134,7 +136,8 @@ func WriteJSON(w io.Writer, c clock.Wall, r *diagnosis.Report) error {
 		States: []state{}, Forecasts: []forecast{}, Netns: []netns{}, Warnings: []WarningJSON{}}
 	for _, x := range r.Closers {
 		out.Closers = append(out.Closers, closer{PID: x.Owner.PID, Comm: style.Sanitize(x.Owner.Comm.String()),
-			ActiveCloses: x.ActiveCloses, Finished: x.Finished, Dests: destCounts(x.Dests)})
+			ActiveCloses: x.ActiveCloses, Established: x.Established, Failed: x.FailedConnects, Finished: x.Finished,
+			Dests: destCounts(x.Dests)})
 	}
 	for _, x := range r.TimeWait {
 		row := tw{jsonDest: destJSON(x.Dest), PID: x.Owner.PID, Comm: style.Sanitize(x.Owner.Comm.String()), Known: x.Known,

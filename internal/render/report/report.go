@@ -113,10 +113,13 @@ func (t *textReport) closers(r *diagnosis.Report) {
 		for _, d := range c.Dests {
 			ds = append(ds, destText(d.Dest)+" "+t.times()+itoa(d.Count))
 		}
-		rows = append(rows, []string{t.proc(c.Owner), itoa(c.ActiveCloses), itoa(c.Finished),
-			sharePct(c.ActiveCloses, c.Finished), strings.Join(ds, ", ")})
+		rows = append(rows, []string{t.proc(c.Owner), itoa(c.ActiveCloses), itoa(c.Established),
+			sharePct(c.ActiveCloses, c.Established), itoa(c.FailedConnects), strings.Join(ds, ", ")})
 	}
-	t.table([]column{text("PROCESS"), num("CLOSED FIRST"), num("FINISHED"), num("SHARE"), text("DESTINATIONS")}, rows)
+	// The share is of its established connections: a failed connect is
+	// not a connection it could have closed.
+	t.table([]column{text("PROCESS"), num("CLOSED FIRST"), num("ESTABLISHED"), num("SHARE"), num("FAILED CONNECTS"),
+		text("DESTINATIONS")}, rows)
 }
 
 func (t *textReport) timeWait(r *diagnosis.Report) {

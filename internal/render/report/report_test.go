@@ -31,7 +31,7 @@ func incidentReport() *diagnosis.Report {
 	full := diagnosis.Forecast{Ports: 64, Usable: 64, Blocking: 64, Hold: time.Minute}
 	return &diagnosis.Report{
 		Elapsed: 7 * time.Second,
-		Closers: []diagnosis.CloserRow{{Owner: cli, ActiveCloses: 64, Finished: 120,
+		Closers: []diagnosis.CloserRow{{Owner: cli, ActiveCloses: 64, Finished: 120, Established: 64, FailedConnects: 56,
 			Dests: []diagnosis.DestCount{{Dest: dest, Count: 64}}}},
 		TimeWait: []diagnosis.TimeWaitRow{{Dest: dest, Owner: cli, Known: true, Count: 64},
 			{Dest: srv, Count: 3}},

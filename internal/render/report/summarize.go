@@ -80,7 +80,7 @@ func (s *Summarizer) Finished(c *events.Conn) {
 	switch {
 	case c.Role == events.RoleListener:
 		s.listeners++
-	case established(c):
+	case c.Established():
 		s.established++
 		s.pair(c)
 		if p := s.proc(c); p != nil {
@@ -92,20 +92,6 @@ func (s *Summarizer) Finished(c *events.Conn) {
 			p.failed++
 		}
 	}
-}
-
-// established reports whether c's connection was established: it passed
-// ESTABLISHED, a FIN was exchanged, or it was open when first seen.
-func established(c *events.Conn) bool {
-	if c.Partial || c.Closer != events.CloserNone {
-		return true
-	}
-	for _, sp := range c.Spans {
-		if sp.State == events.Established {
-			return true
-		}
-	}
-	return false
 }
 
 // pair counts a finished socket's connection as a pair when the socket of
