@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -184,6 +185,25 @@ func TestReadStdin(t *testing.T) {
 		if !strings.Contains(errs, "standard input") && args[0] != "report" {
 			t.Errorf("%q: stderr does not name standard input: %s", withStdin, errs)
 		}
+	}
+}
+
+// TestCaptureToTerminalRefused: -w - with standard output a terminal (as
+// tcpdump refuses to write a capture to one) exits 2 with one line saying
+// what to do, before tracing, and writes nothing to the terminal.
+func TestCaptureToTerminalRefused(t *testing.T) {
+	cmd := exec.Command(binary, "-w", "-", "--port", "6379")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := testutil.RunOnTerminal(t, cmd, 80)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("-w - to a terminal: %v, want exit 2; stderr %q", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(out) != 0 || len(lines) != 1 || !strings.Contains(lines[0], "standard output is a terminal") ||
+		!strings.Contains(lines[0], "redirect") {
+		t.Errorf("-w - to a terminal: terminal got %q, stderr %q; want nothing, and one line saying to redirect", out, stderr.String())
 	}
 }
 

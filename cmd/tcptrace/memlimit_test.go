@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// TestMemLimitFollowsLiveHeap: the soft limit starts at its floor and rises
-// to 1.5 × a live heap that outgrew it, so a big table is not collected
-// back to back.
+// TestMemLimitFollowsLiveHeap: the soft limit starts at its floor, rises
+// to the runtime's other memory plus 1.5 × a live heap that outgrew it, so a
+// big table is not collected back to back, and comes back down near the
+// floor when the heap shrinks.
 func TestMemLimitFollowsLiveHeap(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "")
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
@@ -33,8 +34,8 @@ func TestMemLimitFollowsLiveHeap(t *testing.T) {
 	runtime.GC()
 	m.last = time.Time{}
 	m.adjust()
-	if got := debug.SetMemoryLimit(-1); got != floor {
-		t.Errorf("limit %d after the live heap shrank, want the floor %d", got, floor)
+	if got := debug.SetMemoryLimit(-1); got < floor || got >= 2*floor {
+		t.Errorf("limit %d after the live heap shrank, want the floor %d or a little more (the runtime's own memory)", got, floor)
 	}
 	t.Setenv("GOMEMLIMIT", "1GiB")
 	if newMemLimit(floor) != nil {
