@@ -134,6 +134,7 @@ type traced struct {
 // metrics, and the second's (an A/B) with the prefix "old-".
 func benchChurn(b *testing.B, mode closeMode, pl *pile, tcs ...tracer) {
 	e := newChurnEnv(b)
+	e.movePort = pl.spec.size == 0
 	pl.ensure(b)
 	// Warm up: the first connections of a namespace are slower.
 	e2 := *e
