@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -68,15 +67,7 @@ scrape_configs:
 	if err := os.WriteFile(py, []byte(incidentPy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv := exec.Command("ip", "netns", "exec", h.srv, "python3", py, "serve", "client-close", h.srvAddr, "8080")
-	so, _ := srv.StdoutPipe()
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-	if l, _ := bufio.NewReader(so).ReadString('\n'); !strings.HasPrefix(l, "ready") {
-		t.Fatalf("server did not start: %q", l)
-	}
+	startIncidentServer(t, h, py, "client-close")
 	cli := exec.Command("ip", "netns", "exec", h.cli, "python3", py, "client-close", h.srvAddr, "8080", "8", "14")
 	var cout strings.Builder
 	cli.Stdout = &cout

@@ -108,15 +108,7 @@ func incident(t *testing.T, h testHosts, mode string) (clientResult, []map[strin
 	}
 	live := startTracer(t, "--json", "--port", "8080")
 	rep := startTracer(t, "report", "--json", "--port", "8080")
-	srv := exec.Command("ip", "netns", "exec", h.srv, "python3", py, "serve", mode, h.srvAddr, "8080")
-	so, _ := srv.StdoutPipe()
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-	if l, _ := bufio.NewReader(so).ReadString('\n'); !strings.HasPrefix(l, "ready") {
-		t.Fatalf("server did not start: %q", l)
-	}
+	startIncidentServer(t, h, py, mode)
 	out := run(t, "ip", "netns", "exec", h.cli, "python3", py, mode, h.srvAddr, "8080", "20", "6")
 	var cr clientResult
 	if err := json.Unmarshal([]byte(out), &cr); err != nil {
@@ -139,6 +131,21 @@ func incident(t *testing.T, h testHosts, mode string) (clientResult, []map[strin
 		t.Fatalf("report: %v: %s", err, rep.stdout.String())
 	}
 	return cr, stream, report, held
+}
+
+// startIncidentServer starts the incident's server (incidentPy at py) in
+// h's server namespace, on :8080, until the test ends.
+func startIncidentServer(t *testing.T, h testHosts, py, mode string) {
+	t.Helper()
+	srv := exec.Command("ip", "netns", "exec", h.srv, "python3", py, "serve", mode, h.srvAddr, "8080")
+	so, _ := srv.StdoutPipe()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	if l, _ := bufio.NewReader(so).ReadString('\n'); !strings.HasPrefix(l, "ready") {
+		t.Fatalf("server did not start: %q", l)
+	}
 }
 
 // reportTimeWait sums the report's TIME_WAIT toward addr:8080.
