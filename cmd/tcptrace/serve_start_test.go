@@ -90,6 +90,14 @@ func TestServeSeriesFromStart(t *testing.T) {
 			t.Errorf("no %s once the tables are read", k)
 		}
 	}
+	// The namespace's settings, for a dashboard to draw TIME_WAIT against.
+	nsLabel := `{netns="` + strconv.FormatUint(uint64(ns.Inode), 10) + `"}`
+	if v, ok := got[`tcptrace_ephemeral_ports`+nsLabel]; !ok || v != 64 {
+		t.Errorf("tcptrace_ephemeral_ports%s = %v (present %v), want 64", nsLabel, v, ok)
+	}
+	if v, ok := got[`tcptrace_max_tw_buckets`+nsLabel]; !ok || v <= 0 {
+		t.Errorf("tcptrace_max_tw_buckets%s = %v (present %v)", nsLabel, v, ok)
+	}
 	if v, ok := got[`tcptrace_port_exhaustion_forecast_seconds{destination="other",netns="other"}`]; ok && math.IsNaN(v) {
 		t.Errorf("forecast of the other destinations is NaN")
 	}

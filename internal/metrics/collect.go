@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,8 @@ var (
 	descTimeWait    = desc("time_wait_sockets", "TIME_WAIT sockets held now toward a destination (addr:port, or local:port on a server) from a network namespace (inode); top K plus other, there from the first read of a namespace's table.", "destination", "netns")
 	descFinWait2    = desc("orphan_fin_wait2_sockets", "Orphaned FIN_WAIT2 sockets held now toward a destination by timewait sockets (closed before the peer's FIN; they hold the port and become TIME_WAIT when it comes); top K plus other.", "destination", "netns")
 	descForecast    = desc("port_exhaustion_forecast_seconds", "Seconds until connect() toward a destination from a network namespace is forecast to fail for lack of ephemeral ports (0: failing now); destinations at risk only, top K nearest, plus other: the nearest of the other ones, +Inf when none is at risk.", "destination", "netns")
+	descPorts       = desc("ephemeral_ports", "Ports in a network namespace's ip_local_port_range (inode): how many connections toward one destination can be open or in TIME_WAIT at once; there once its settings are read.", "netns")
+	descTwBuckets   = desc("max_tw_buckets", "A network namespace's tcp_max_tw_buckets (inode): the most timewait sockets it keeps; there once its settings are read.", "netns")
 	descKernelLost  = desc("kernel_events_lost_total", "Events the kernel could not deliver: ring buffer full, or program runs skipped by the recursion guard.", "cause")
 	descUserDrops   = desc("userspace_drops_total", "Connections dropped in userspace before they ended: evicted from the full tracked-connection table.", "cause")
 	descEvents      = desc("events_total", "Kernel transition events read from the ring buffer.")
@@ -63,7 +66,7 @@ func isUsual(from, to int) bool {
 // Describe sends the descriptions of the tcptrace_ metrics.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTransitions, descInferred, descFinished, descCloses, descFailures,
-		descTimeWait, descFinWait2, descForecast, descKernelLost, descUserDrops, descEvents, descConns, descTracked,
+		descTimeWait, descFinWait2, descForecast, descPorts, descTwBuckets, descKernelLost, descUserDrops, descEvents, descConns, descTracked,
 		descTrackedMax, descRingUsed, descRingSize, descBuild} {
 		ch <- d
 	}
@@ -120,6 +123,11 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, v := range m.forecast {
 		d, ns := v.labels()
 		gauge(descForecast, v.value, d, ns)
+	}
+	for _, n := range m.netns {
+		ns := strconv.FormatUint(uint64(n.Netns), 10)
+		gauge(descPorts, float64(n.Sysctls.Ports()), ns)
+		gauge(descTwBuckets, float64(n.Sysctls.MaxTwBuckets), ns)
 	}
 	m.mu.Unlock()
 	counter(descUserDrops, float64(s.Evicted), "evicted")

@@ -65,6 +65,7 @@ type Metrics struct {
 	timeWait    []destValue
 	finWait2    []destValue
 	forecast    []destValue
+	netns       []diagnosis.NetnsRow // the namespaces whose settings were read (live or recorded)
 }
 
 // destValue is a per-destination gauge's value; key is the destination's
@@ -189,8 +190,14 @@ func (m *Metrics) SetDiagnosis(r *diagnosis.Report) {
 	} else if held {
 		fcRows = append(fcRows, destValue{otherKey, math.Inf(1)}) // none at risk
 	}
+	var netns []diagnosis.NetnsRow
+	for _, n := range r.Namespaces {
+		if n.From != "default" && n.Sysctls.Known {
+			netns = append(netns, n)
+		}
+	}
 	m.mu.Lock()
-	m.timeWait, m.finWait2, m.forecast = twRows, fwRows, fcRows
+	m.timeWait, m.finWait2, m.forecast, m.netns = twRows, fwRows, fcRows, netns
 	m.mu.Unlock()
 }
 

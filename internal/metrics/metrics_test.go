@@ -145,7 +145,8 @@ func TestSetDiagnosis(t *testing.T) {
 		return diagnosis.Dest{Netns: 7, Daddr: netip.MustParseAddr("10.0.0.1"), Dport: port}
 	}
 	m.SetDiagnosis(&diagnosis.Report{
-		Namespaces: []diagnosis.NetnsRow{{TimeWait: 100, FinWait2: 9}, {TimeWait: -1, FinWait2: 50}},
+		Namespaces: []diagnosis.NetnsRow{{TimeWait: 100, FinWait2: 9}, {TimeWait: -1, FinWait2: 50},
+			{Netns: 7, TimeWait: -1, From: "live", Sysctls: diagnosis.Sysctls{PortLo: 40000, PortHi: 40063, MaxTwBuckets: 131072, Known: true}}},
 		TimeWait: []diagnosis.TimeWaitRow{{Dest: dest(1), Count: 50, FinWait2: 1}, {Dest: dest(2), Count: 30},
 			{Dest: dest(3), Count: 5, FinWait2: 4}, {Dest: diagnosis.Dest{Lport: 80}, Count: 1, FinWait2: 2}},
 		Forecasts: []diagnosis.ForecastRow{{Dest: dest(1), Forecast: diagnosis.Forecast{ETA: 30 * time.Second}},
@@ -164,6 +165,8 @@ func TestSetDiagnosis(t *testing.T) {
 		`tcptrace_port_exhaustion_forecast_seconds{destination=10.0.0.1:2,netns=7}`: 10,
 		`tcptrace_port_exhaustion_forecast_seconds{destination=10.0.0.1:1,netns=7}`: 30,
 		`tcptrace_port_exhaustion_forecast_seconds{destination=other,netns=other}`:  40,
+		`tcptrace_ephemeral_ports{netns=7}`:                                         64,
+		`tcptrace_max_tw_buckets{netns=7}`:                                          131072,
 	} {
 		if got, ok := v[key]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", key, got, ok, want)
