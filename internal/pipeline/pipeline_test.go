@@ -130,17 +130,7 @@ func TestRecordedReplay(t *testing.T) {
 // reading and ends quietly.
 func TestClosedOutputEnds(t *testing.T) {
 	all, _, _ := run(t, sample, nil)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.Close()
-	defer pw.Close()
-	src, err := OpenReplay(sample)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	pw, src := closedPipeReplay(t)
 	out := NewOutput(pw, 64)
 	c := &counter{w: out}
 	p := New(src, Config{Sinks: []events.Sink{c}, Out: out})
@@ -150,4 +140,23 @@ func TestClosedOutputEnds(t *testing.T) {
 	if out.Err() == nil || c.transitions >= all.transitions {
 		t.Errorf("output error %v; %d transitions of %d passed on", out.Err(), c.transitions, all.transitions)
 	}
+}
+
+// closedPipeReplay returns the write end of a pipe whose reader is gone
+// (as `| head -1` leaves it) and the sample's replay, both closed at the
+// test's end.
+func closedPipeReplay(t *testing.T) (*os.File, *Replay) {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	t.Cleanup(func() { pw.Close() })
+	src, err := OpenReplay(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return pw, src
 }

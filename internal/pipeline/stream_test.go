@@ -33,17 +33,7 @@ func sampleEvents(t *testing.T) uint64 {
 // head -1`) does not end the run: every event is recorded, and the log
 // says so when the output closes and how much the capture holds at the end.
 func TestClosedOutputRecordsOn(t *testing.T) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.Close()
-	defer pw.Close()
-	src, err := OpenReplay(sample)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	pw, src := closedPipeReplay(t)
 	path := filepath.Join(t.TempDir(), "rec.tcpt")
 	rec, err := capture.Create(path, capture.Options{Lookup: func(ns uint32, _ ...uint32) *capture.Netns { return &capture.Netns{Inode: ns} }})
 	if err != nil {
