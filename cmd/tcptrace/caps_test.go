@@ -104,46 +104,6 @@ func ftParse(t *testing.T, out []byte) []ftLine {
 	return ls
 }
 
-// ftStart starts cmd and waits for the "tracing" line on stderr.
-func ftStart(t *testing.T, cmd *exec.Cmd) (stdout, stderr *bytes.Buffer, wait func() error) {
-	t.Helper()
-	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
-	if cmd.Stdout == nil {
-		cmd.Stdout = stdout
-	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	var mu sync.Mutex
-	ready, done := testutil.WatchReady(pr, func(l string) {
-		mu.Lock()
-		stderr.WriteString(l + "\n")
-		mu.Unlock()
-	})
-	t.Cleanup(func() { cmd.Process.Kill() })
-	select {
-	case ok := <-ready:
-		if !ok {
-			cmd.Wait()
-			<-done
-			t.Fatalf("tcptrace did not start: %s", stderr)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("tcptrace did not start within 20s: %s", stderr)
-	}
-	return stdout, stderr, func() error {
-		err := cmd.Wait()
-		<-done
-		return err
-	}
-}
-
 // ftPair returns a connected client and server on a fresh plain-TCP
 // listener, and the listener's port.
 func ftPair(t *testing.T) (c, s net.Conn, port int) {
@@ -197,7 +157,7 @@ func TestLeastPrivilege(t *testing.T) {
 			defer oldC.Close()
 			defer oldS.Close()
 			cmd := capsCommand(bin, tc.caps, "--json", "--no-summary", "--poll", "20ms")
-			out, errb, wait := ftStart(t, cmd)
+			out, errb, wait := testutil.StartTracer(t, cmd)
 
 			// New: client closes first, traced from its first transition.
 			c, s, newPort := ftPair(t)
@@ -390,7 +350,7 @@ func TestCapabilitiesAfterStart(t *testing.T) {
 	}
 	bin := staticBinary(t)
 	cmd := exec.Command(bin, "--json", "--no-summary")
-	out, errb, wait := ftStart(t, cmd)
+	out, errb, wait := testutil.StartTracer(t, cmd)
 	eff := ftCapEff(t, fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
 	var want uint64
 	for _, c := range keepAfterAttach {

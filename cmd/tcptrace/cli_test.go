@@ -386,7 +386,7 @@ func TestCapturePipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Process.Kill() })
-	_, wStderr, wait := ftStart(t, w)
+	_, wStderr, wait := testutil.StartTracer(t, w)
 	pw.Close()
 	pr.Close()
 

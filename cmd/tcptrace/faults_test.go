@@ -156,7 +156,7 @@ func TestFaultSignals(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		cmd := exec.Command(binary, "--json")
-		out, errb, wait := ftStart(t, cmd)
+		out, errb, wait := testutil.StartTracer(t, cmd)
 		objs := ftBPFObjectsOf(t, cmd.Process.Pid)
 		port := ftOneConn(t)
 		cmd.Process.Signal(sig)
@@ -192,7 +192,7 @@ func TestFaultHead(t *testing.T) {
 	pr.Close()
 	cmd := exec.Command(binary, "--json")
 	cmd.Stdout = pw
-	_, errb, wait := ftStart(t, cmd)
+	_, errb, wait := testutil.StartTracer(t, cmd)
 	pw.Close()
 	objs := ftBPFObjectsOf(t, cmd.Process.Pid)
 	ftOneConn(t)
@@ -217,7 +217,7 @@ func TestFaultHead(t *testing.T) {
 func TestFaultClosedStdout(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	cmd := exec.Command("sh", "-c", `exec "$0" --json >&-`, binary)
-	_, errb, wait := ftStart(t, cmd)
+	_, errb, wait := testutil.StartTracer(t, cmd)
 	objs := ftBPFObjectsOf(t, cmd.Process.Pid)
 	fd1, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/1", cmd.Process.Pid))
 	if strings.Contains(fd1, "bpf") || strings.Contains(fd1, "anon_inode") {
@@ -254,7 +254,7 @@ func TestFaultDiskFull(t *testing.T) {
 	c0.Close()
 	s0.Close()
 	cmd := exec.Command(binary, "--json", "--port", strconv.Itoa(port), "-w", capture)
-	out, errb, wait := ftStart(t, cmd)
+	out, errb, wait := testutil.StartTracer(t, cmd)
 	objs := ftBPFObjectsOf(t, cmd.Process.Pid)
 	ln, err := ftListen(port)
 	if err != nil {
@@ -315,9 +315,9 @@ loop:
 func TestFaultTwoTracers(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	a := exec.Command(binary, "--json")
-	aout, aerr, await := ftStart(t, a)
+	aout, aerr, await := testutil.StartTracer(t, a)
 	b := exec.Command(binary, "--json")
-	bout, berr, bwait := ftStart(t, b)
+	bout, berr, bwait := testutil.StartTracer(t, b)
 	ao, bo := ftBPFObjectsOf(t, a.Process.Pid), ftBPFObjectsOf(t, b.Process.Pid)
 	if ao.progs[0] == bo.progs[0] {
 		t.Fatalf("both tracers share program %d", ao.progs[0])
@@ -357,7 +357,7 @@ func TestFaultNoTracefs(t *testing.T) {
 	script := `for d in /sys/kernel/tracing /sys/kernel/debug; do [ -d $d ] && mount -t tmpfs none $d; done; ` +
 		`[ -e /sys/kernel/tracing/trace_pipe ] && { echo "tracefs still visible" >&2; exit 9; }; exec "$0" --json`
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, binary)
-	out, errb, wait := ftStart(t, cmd)
+	out, errb, wait := testutil.StartTracer(t, cmd)
 	port := ftOneConn(t)
 	cmd.Process.Signal(syscall.SIGINT)
 	if st := ftWaitExit(t, wait); st != 0 {

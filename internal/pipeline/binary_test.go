@@ -68,26 +68,7 @@ func TestRecordPastClosedOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = errW
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	errW.Close()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	var stderr bytes.Buffer
-	ready, stderrDone := testutil.WatchReady(errR, func(line string) { stderr.WriteString(line + "\n") })
-	select {
-	case ok := <-ready:
-		if !ok {
-			t.Fatalf("tcptrace did not start: %s", stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("tcptrace did not start within 20s")
-	}
+	_, stderr, wait := testutil.StartTracer(t, cmd)
 
 	const n = 30
 	connectAll(t, l, n)
@@ -99,10 +80,9 @@ func TestRecordPastClosedOutput(t *testing.T) {
 	connectAll(t, l, n)
 
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { done <- wait() }()
 	select {
 	case err := <-done:
-		<-stderrDone
 		if err != nil {
 			t.Fatalf("tcptrace exited with %v: %s", err, stderr.String())
 		}
