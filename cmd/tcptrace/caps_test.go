@@ -80,13 +80,21 @@ type ftLine struct {
 	Source string `json:"owner_source"`
 	Sport  int    `json:"sport"`
 	Dport  int    `json:"dport"`
+	Netns  uint64 `json:"netns"`
 	Old    string `json:"old"`
 	New    string `json:"new"`
 }
 
+// ftParse returns the transitions of out in this process's network namespace
+// (tests in other packages run in namespaces of their own, whose ports may
+// carry the same numbers as ours).
 func ftParse(t *testing.T, out []byte) []ftLine {
 	if t != nil {
 		t.Helper()
+	}
+	var ns syscall.Stat_t
+	if err := syscall.Stat("/proc/self/ns/net", &ns); err != nil {
+		panic(err)
 	}
 	var ls []ftLine
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -99,7 +107,9 @@ func ftParse(t *testing.T, out []byte) []ftLine {
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil && t != nil {
 			t.Fatalf("bad JSON %q: %v", sc.Text(), err)
 		}
-		ls = append(ls, l)
+		if l.Netns == ns.Ino {
+			ls = append(ls, l)
+		}
 	}
 	return ls
 }
