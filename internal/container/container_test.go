@@ -160,6 +160,37 @@ func TestResolver(t *testing.T) {
 	_ = dir
 }
 
+// TestResolverEmptyNetns: a namespace no process has entered (a private
+// one made by ip netns add, used by threads that setns) is looked up by
+// every connection in it; it costs one walk per Rescan, not one per
+// minWalk. A lookup the rate limit kept from walking records no miss.
+func TestResolverEmptyNetns(t *testing.T) {
+	_, o := fakeHost(t)
+	r := New(o)
+	const empty = 1 << 30
+	r.Netns(empty)
+	walks := r.walks
+	for range 3 {
+		time.Sleep(minWalk)
+		if i := r.Netns(empty); i != (Info{}) {
+			t.Fatalf("empty namespace attributed: %+v", i)
+		}
+	}
+	if r.walks != walks {
+		t.Errorf("%d more walks for a namespace known to have no process", r.walks-walks)
+	}
+	// Within minWalk of a walk, an unknown namespace is not walked for and
+	// not recorded as a miss: its processes may have come after the walk.
+	r.Netns(empty + 1) // walks: the latest walk is older than minWalk
+	r.Netns(empty + 2)
+	if _, ok := r.nsMiss[empty+1]; !ok {
+		t.Error("no miss recorded from a walk made for the lookup")
+	}
+	if _, ok := r.nsMiss[empty+2]; ok {
+		t.Error("a miss recorded from a walk older than the lookup")
+	}
+}
+
 func TestResolverBounded(t *testing.T) {
 	dir := t.TempDir()
 	for i := 0; i < 50; i++ {

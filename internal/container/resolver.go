@@ -52,7 +52,8 @@ type Resolver struct {
 	cgroups   map[uint64]Info      // container cgroups found by the latest walk
 	cgMiss    map[uint64]time.Time // ids not found by the walk at that time
 	cgWalked  time.Time
-	netns     map[uint32]Info // every namespace of the latest walk: the zero Info when not one container's or pod's
+	netns     map[uint32]Info      // every namespace of the latest walk: the zero Info when not one container's or pod's
+	nsMiss    map[uint32]time.Time // namespaces with no process at that walk
 	nsWalked  time.Time
 	hostNetns uint32
 	pods      map[string]Info // container ID → pod name/namespace from its config
@@ -91,7 +92,7 @@ func New(o Options) *Resolver {
 		o.ConfigGlobs = DefaultConfigGlobs
 	}
 	r := &Resolver{o: o, cgroups: map[uint64]Info{}, cgMiss: map[uint64]time.Time{},
-		netns: map[uint32]Info{}, pods: map[string]Info{}}
+		netns: map[uint32]Info{}, nsMiss: map[uint32]time.Time{}, pods: map[string]Info{}}
 	r.hostNetns = nsInode(filepath.Join(o.Proc, "1", "ns", "net"))
 	return r
 }
@@ -142,11 +143,15 @@ func (r *Resolver) Cgroup(id uint64) Info {
 	if at, ok := r.cgMiss[id]; ok && time.Since(at) < r.o.Rescan {
 		return Info{} // a host cgroup, most likely
 	}
-	if time.Since(r.cgWalked) >= minWalk {
+	walked := time.Since(r.cgWalked) >= minWalk
+	if walked {
 		r.walkCgroups()
 	}
 	if i, ok := r.cgroups[id]; ok {
 		return r.withPod(i)
+	}
+	if !walked { // a walk older than the lookup may predate the cgroup
+		return Info{}
 	}
 	if len(r.cgMiss) >= MaxContainers {
 		clear(r.cgMiss)
@@ -202,9 +207,22 @@ func (r *Resolver) Netns(ino uint32) Info {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	i, ok := r.netns[ino]
-	if (!ok || time.Since(r.nsWalked) >= r.o.Rescan) && time.Since(r.nsWalked) >= minWalk {
+	if ok && time.Since(r.nsWalked) < r.o.Rescan {
+		return r.withPod(i)
+	}
+	if at, ok := r.nsMiss[ino]; ok && time.Since(at) < r.o.Rescan {
+		return Info{} // a namespace no process has entered (ip netns add), most likely
+	}
+	walked := time.Since(r.nsWalked) >= minWalk
+	if walked {
 		r.walkProc()
-		i = r.netns[ino]
+	}
+	i, ok = r.netns[ino]
+	if !ok && walked { // a walk older than the lookup may predate the namespace's processes
+		if len(r.nsMiss) >= MaxContainers {
+			clear(r.nsMiss)
+		}
+		r.nsMiss[ino] = r.nsWalked
 	}
 	return r.withPod(i)
 }
