@@ -40,7 +40,7 @@ func init() {
 }
 
 func newReportCmd(f *flags) *cobra.Command {
-	var read string
+	var read, html string
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "Who closes first, who holds TIME_WAIT, failed connects and the port-exhaustion forecast",
@@ -49,21 +49,26 @@ then prints: the top active closers, TIME_WAIT by destination and owner (as
 the kernel reports each timewait socket, with those that predate tracing read
 once at start from every namespace), failed
 connects, end kinds, lifetime and time-in-state percentiles, and the
-port-exhaustion forecast with its inputs.`,
+port-exhaustion forecast with its inputs. With --html FILE it also writes
+the report as one self-contained HTML page: TIME_WAIT over time per
+destination against the port range, the ladders of the connection shapes,
+and the remedies with what each would have changed.`,
 		Example: `  tcptrace report --duration 30s
-  tcptrace report --json -r incident.tcpt`,
+  tcptrace report --json -r incident.tcpt
+  tcptrace report -r incident.tcpt --html incident.html`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		RunE:          func(cmd *cobra.Command, _ []string) error { return runReport(cmd.Context(), f, read) },
+		RunE:          func(cmd *cobra.Command, _ []string) error { return runReport(cmd.Context(), f, read, html) },
 	}
 	cmd.Flags().StringVarP(&read, "read", "r", "", "report on a capture file instead of the live kernel (- : standard input)")
+	cmd.Flags().StringVar(&html, "html", "", "also write the report as a self-contained HTML page to this file (- : standard output, instead of the text)")
 	return cmd
 }
 
 // runReport traces until --duration or a signal, or replays the capture
-// read, then prints the report.
-func runReport(ctx context.Context, f *flags, read string) error {
+// read, then prints the report (and writes it as HTML to html).
+func runReport(ctx context.Context, f *flags, read, html string) error {
 	kf, uf, err := f.filter()
 	if err != nil {
 		return err
@@ -73,8 +78,14 @@ func runReport(ctx context.Context, f *flags, read string) error {
 		return err
 	}
 	cfg := pipeline.Config{Filter: uf, Containers: cont, MaxConns: f.maxConns, Diagnosis: diag.options()}
+	var out *htmlFile
+	if html != "" {
+		if out, err = createHTML(html); err != nil {
+			return err
+		}
+	}
 	if read != "" {
-		return reportReplay(f, read, cfg)
+		return reportReplay(f, read, cfg, out)
 	}
 	cfg.Resolver = container.New(container.Options{})
 	rp, err := newReportPrinter(f, liveClock(), cfg.Resolver)
@@ -86,7 +97,9 @@ func runReport(ctx context.Context, f *flags, read string) error {
 		return err
 	}
 	defer src.Close()
+	shapes := newHTMLShapes(&cfg, out != nil)
 	p := pipeline.New(src, cfg)
+	shapes.attach(p)
 	p.Every(0, func(uint64) { memLim.adjust() })
 	unwatch := stopOn(ctx, f.duration, src.Stop)
 	defer unwatch()
@@ -96,11 +109,19 @@ func runReport(ctx context.Context, f *flags, read string) error {
 		return err
 	}
 	rep := p.Report()
+	if out != nil {
+		in := shapes.input(p, rep, rp.opts.Clock)
+		in.Source, in.ProcLabel = "live", rp.label
+		in.Host, in.Kernel = thisHost()
+		if err := out.write(in, rep); err != nil || html == "-" {
+			return err
+		}
+	}
 	return rp.print(rep, "tcptrace report (live, "+rep.Elapsed.Round(time.Millisecond).String()+")")
 }
 
 // reportReplay reports on the capture at path, with its recorded sysctls.
-func reportReplay(f *flags, path string, cfg pipeline.Config) error {
+func reportReplay(f *flags, path string, cfg pipeline.Config, out *htmlFile) error {
 	src, err := openReplay(path)
 	if err != nil {
 		return err
@@ -111,13 +132,25 @@ func reportReplay(f *flags, path string, cfg pipeline.Config) error {
 	if err != nil {
 		return err
 	}
+	shapes := newHTMLShapes(&cfg, out != nil)
 	p := pipeline.New(src, cfg)
+	shapes.attach(p)
 	if err := p.Run(); err != nil {
 		return fmt.Errorf("%s: %w", captureName(path), err)
 	}
 	rep := p.Report()
-	if err := rp.print(rep, "tcptrace report ("+captureName(path)+", "+rep.Elapsed.Round(time.Millisecond).String()+")"); err != nil {
-		return err
+	if out != nil {
+		in := shapes.input(p, rep, rp.opts.Clock)
+		h := r.Header()
+		in.Source, in.Host, in.Kernel = "capture "+captureName(path), h.Host, h.Kernel
+		if err := out.write(in, rep); err != nil {
+			return err
+		}
+	}
+	if out == nil || out.path != "-" { // else the page took standard output
+		if err := rp.print(rep, "tcptrace report ("+captureName(path)+", "+rep.Elapsed.Round(time.Millisecond).String()+")"); err != nil {
+			return err
+		}
 	}
 	if r.Truncated() != nil {
 		fmt.Fprintln(os.Stderr, replayNote(path, r))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html"
 	"net"
 	"net/http"
 	"os"
@@ -47,8 +46,12 @@ func newServeCmd(f *flags) *cobra.Command {
 		Long: `serve traces until SIGTERM with bounded memory and serves Prometheus metrics
 on --metrics-addr (/metrics) and a health check (/healthz: fails when the
 periodic loopback heartbeat connection is not traced, i.e. events stopped
-flowing). With --json it also streams JSON events to stdout for log
-collectors; with --capture-dir it records rotated captures.`,
+flowing). At / it serves the HTML report of what it has traced, live:
+TIME_WAIT per destination against the port range, active closers, failed
+connects, connection ladders and remedies (reloaded every 5 s; relative
+links, so it works behind kubectl port-forward). With --json it also
+streams JSON events to stdout for log collectors; with --capture-dir it
+records rotated captures.`,
 		Example: `  tcptrace serve                                  # metrics on 127.0.0.1:9464
   tcptrace serve --metrics-addr :9464 --json
   tcptrace serve --capture-dir /var/lib/tcptrace --capture-size 64MiB --capture-count 8`,
@@ -132,21 +135,26 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 			return err
 		}
 	}
+	page := newLivePage(newHTMLShapes(&cfg, true))
 	stopped := make(chan struct{})
 	src := &hbSource{Live: live, hb: hb, stallAfter: sf.stallAfter, start: time.Now(), stop: stopped}
 	p := pipeline.New(src, cfg)
+	page.shapes.attach(p)
+	label := containerLabel(resolver)
 	p.Every(0, func(now uint64) {
 		memLim.adjust()
 		if refreshed == 0 || now-refreshed >= uint64(diagnosisEvery) {
 			refreshed = now
 			m.SetTracker(p.Stats())
-			m.SetDiagnosis(p.ReportAt(now))
+			rep := p.ReportAt(now)
+			m.SetDiagnosis(rep)
+			page.update(p, rep, wall, label)
 		}
 	})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := &http.Server{Handler: serveMux(m, hb), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: serveMux(m, hb, page), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(hl) }()
 	defer srv.Close()
 	go hb.run(ctx)
@@ -167,28 +175,11 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 	return runErr
 }
 
-// rootPage is what / answers: where the metrics and the health check are.
-const rootPage = `<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>tcptrace</title></head>
-<body>
-<h1>tcptrace</h1>
-<p>TCP connection lifecycle tracer, running as a node agent (version %s).</p>
-<ul>
-<li><a href="/metrics">/metrics</a>: Prometheus metrics</li>
-<li><a href="/healthz">/healthz</a>: health check (fails when traced events stop flowing)</li>
-</ul>
-</body>
-</html>
-`
-
-// serveMux serves / (a page that links the others), /metrics and /healthz.
-func serveMux(m *metrics.Metrics, hb *heartbeat) *http.ServeMux {
+// serveMux serves / (the live HTML report, which links the others),
+// /metrics and /healthz.
+func serveMux(m *metrics.Metrics, hb *heartbeat, page http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, rootPage, html.EscapeString(version))
-	})
+	mux.Handle("GET /{$}", page)
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := hb.check(time.Now()); err != nil {

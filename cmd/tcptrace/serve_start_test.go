@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tcptrace/tcptrace/internal/render/rendertest"
 	"github.com/tcptrace/tcptrace/internal/testutil"
+	"github.com/tcptrace/tcptrace/internal/testutil/browser"
 )
 
 // TestServeSeriesFromStart: a namespace whose 64 ephemeral ports are all
@@ -104,26 +106,54 @@ func TestServeSeriesFromStart(t *testing.T) {
 	tr.stop(t, syscall.SIGTERM)
 }
 
-// TestServeRootPage: / answers a small page that links /metrics and
-// /healthz; other paths are not found.
+// TestServeRootPage: / answers the live HTML report of what the agent
+// traced (connections closed first toward a port show up in its chart and
+// tables), which links /metrics and /healthz, reloads itself, and in a
+// real browser logs no error and fetches nothing; other paths are not found.
 func TestServeRootPage(t *testing.T) {
 	testutil.RequirePrivileged(t)
-	tr, maddr := startServe(t, "--port", "1")
-	resp, err := http.Get("http://" + maddr + "/")
-	if err != nil {
-		t.Fatal(err)
+	addr := freePort(t)
+	port, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+	tr, maddr := startServe(t, "--port", strconv.Itoa(port))
+	get := func() (int, string, string) {
+		resp, err := http.Get("http://" + maddr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Content-Type"), string(body)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
-		t.Errorf("GET /: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	get() // the page is rendered while it is watched
+	closeKinds(t, addr, 3)
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, ctype, b := get()
+		if code != http.StatusOK || !strings.HasPrefix(ctype, "text/html") {
+			t.Fatalf("GET /: %d %s", code, ctype)
+		}
+		body = b
+		if strings.Contains(body, `<svg class="timeline"`) && strings.Contains(body, `<svg class="ladder"`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
-	for _, link := range []string{`<a href="/metrics">`, `<a href="/healthz">`} {
-		if !strings.Contains(string(body), link) {
-			t.Errorf("GET / lacks %s:\n%s", link, body)
+	for _, want := range []string{`<a href="/metrics">`, `<a href="/healthz">`, `http-equiv="refresh"`,
+		`<svg class="timeline"`, `data-dest="127.0.0.1:` + strconv.Itoa(port), `<svg class="ladder"`, "closed first"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET / lacks %s:\n%s", want, body)
 		}
 	}
-	resp, err = http.Get("http://" + maddr + "/nothing")
+	p := browser.Open(t, "http://"+maddr+"/", 1000, 900)
+	p.Screenshot(t, filepath.Join(t.ArtifactDir(), "serve.png"))
+	if c := p.Console(); len(c) > 0 {
+		t.Errorf("console: %q", c)
+	}
+	if r := p.Requests(); len(r) > 0 {
+		t.Errorf("the page fetched %q", r)
+	}
+	resp, err := http.Get("http://" + maddr + "/nothing")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,9 @@ type destState struct {
 	warned    bool             // port exhaustion
 	churned   bool
 	lastETA   Forecast
+	lastIn    Inputs // the inputs of lastETA
 	hasFcast  bool
+	connects  uint64 // client connects: handshakes completed and connects failed
 }
 
 type ownerCount struct {

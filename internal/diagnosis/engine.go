@@ -102,6 +102,7 @@ type Engine struct {
 	lastNs   *nsView    // the latest namespace looked up
 	twEvents bool       // timewait sockets come as events: the table is the truth
 	tw       twTable
+	tl       timelines
 }
 
 // New returns an engine.
@@ -131,7 +132,9 @@ func (e *Engine) Transition(t *events.Transition) {
 	}
 	switch {
 	case t.New == events.Established && (t.Old == events.SynSent || t.Old == events.SynRecv):
-		e.dest(clientDest(c), c.Last).open++
+		d := e.dest(clientDest(c), c.Last)
+		d.open++
+		d.connects++
 	case t.New == events.Close && t.Old != events.SynSent && t.Old != events.SynRecv && t.Old != events.Close:
 		if d := e.lookup(clientDest(c)); d != nil && d.open > 0 {
 			d.open--
@@ -163,6 +166,7 @@ func (e *Engine) Finished(c *events.Conn) {
 	if c.End == events.EndFailed || c.End == events.EndRefused || c.End == events.EndTimeout {
 		d := e.dest(Dest{Netns: c.Netns, Saddr: c.Saddr, Daddr: c.Daddr, Dport: c.Dport}, c.Last)
 		d.failed++
+		d.connects++
 		e.failed.add(owner, d.dest, c.Err, c.Last)
 		return
 	}
@@ -271,6 +275,7 @@ func (e *Engine) tick(now uint64) {
 	for _, d := range e.dests {
 		e.evaluate(d, now)
 	}
+	e.sample(now, false)
 	if e.o.Out != nil {
 		e.failed.notices(now, e.o.Out.Failed)
 	}
@@ -283,7 +288,7 @@ func (e *Engine) evaluate(d *destState, now uint64) {
 	}
 	s := e.sysctls(d.dest.Netns)
 	in, f := e.forecast(d, s, now)
-	d.lastETA, d.hasFcast = f, in.Held > 0 || in.Rate > 0
+	d.lastETA, d.lastIn, d.hasFcast = f, in, in.Held > 0 || in.Rate > 0
 	owner, _ := d.owner()
 	if !f.Never && f.ETA < e.o.Threshold && !d.warned && in.Rate > 0 {
 		d.warned = true

@@ -23,22 +23,32 @@ func (c *collect) TimeWait(s *TimeWaitStep) { c.steps = append(c.steps, *s) }
 // cookies: connect-per-request toward one destination.
 func replayChurn(t *testing.T, e *Engine, rounds int, period uint64) {
 	t.Helper()
-	evs, err := eventstest.LoadJSONL("../events/testdata/churn.jsonl")
+	replayFixture(t, e, "churn.jsonl", rounds, period, 1)
+}
+
+// replayFixture feeds the engine, through a tracker, the recorded fixture's
+// connections copies times per round, spread over the round, every period
+// ns for n rounds, with fresh cookies.
+func replayFixture(t *testing.T, e *Engine, fixture string, rounds int, period uint64, copies int) {
+	t.Helper()
+	evs, err := eventstest.LoadJSONL("../events/testdata/" + fixture)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tr := events.NewTracker(e, nil, 0)
 	base := evs[0].Time
 	for r := 0; r < rounds; r++ {
-		for i := range evs {
-			ev := evs[i]
-			if ev.Old == events.Close && ev.New == events.Listen || ev.Old == events.Listen && ev.New == events.Close {
-				continue // the listener lives on
+		for c := 0; c < copies; c++ {
+			for i := range evs {
+				ev := evs[i]
+				if ev.Old == events.Close && ev.New == events.Listen || ev.Old == events.Listen && ev.New == events.Close {
+					continue // the listener lives on
+				}
+				ev.Cookie += uint64(r*copies+c) << 32
+				ev.Time = base + uint64(r)*period + uint64(c)*(period/uint64(copies)) + (ev.Time - base)
+				tr.Observe(&ev)
+				e.Tick(ev.Time)
 			}
-			ev.Cookie += uint64(r) << 32
-			ev.Time = base + uint64(r)*period + (ev.Time - base)
-			tr.Observe(&ev)
-			e.Tick(ev.Time)
 		}
 	}
 }

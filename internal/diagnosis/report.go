@@ -118,6 +118,7 @@ func (s *Stats) proc(k ProcKey) *procStat {
 
 // Report is everything `tcptrace report` shows.
 type Report struct {
+	End        uint64 // CLOCK_MONOTONIC ns of the report: it covers End-Elapsed to End
 	Elapsed    time.Duration
 	LedgerNote string // how TIME_WAIT was counted, when not from the kernel's events
 	Closers    []CloserRow
@@ -129,6 +130,7 @@ type Report struct {
 	Forecasts  []ForecastRow
 	Namespaces []NetnsRow
 	Warnings   []Warning
+	Timelines  []Timeline // the destinations that matter most, over time (Engine.Timelines)
 	TWEnded    uint64 // timewait sockets of the table the kernel was seen dropping (their end reported)
 	TWLost     uint64 // timewait sockets dropped from the table pruneAfter past their timer with no end seen (lost events)
 	TWStray    uint64 // ends of timewait sockets the table did not hold (start not seen, not read at start)
@@ -223,7 +225,13 @@ func ErrName(e uint16) string {
 // comes from traced handovers rather than the kernel's events.
 func (e *Engine) Report(now uint64, elapsed time.Duration, ledgerNote string) *Report {
 	e.Tick(now)
-	r := &Report{Elapsed: elapsed, LedgerNote: ledgerNote, Warnings: e.warns, TWEnded: e.stats.twEnded,
+	if e.lastRun != now { // the last step, short of evalEvery, ends at the report
+		for _, d := range e.dests {
+			e.evaluate(d, now)
+		}
+		e.sample(now, true)
+	}
+	r := &Report{End: now, Elapsed: elapsed, LedgerNote: ledgerNote, Warnings: e.warns, TWEnded: e.stats.twEnded,
 		TWLost: e.tw.lost, TWStray: e.tw.stray}
 	st := e.stats
 	add := func(k ProcKey, p *procStat) {
@@ -271,6 +279,7 @@ func (e *Engine) Report(now uint64, elapsed time.Duration, ledgerNote string) *R
 	r.Failed = r.Failed[:min(len(r.Failed), topRows)]
 	e.timeWaitRows(r, now)
 	e.forecastRows(r, now)
+	r.Timelines = e.Timelines()
 	return r
 }
 

@@ -130,8 +130,9 @@ func WriteJSON(w io.Writer, c clock.Wall, r *diagnosis.Report) error {
 		Forecasts  []forecast        `json:"forecast"`
 		Netns      []netns           `json:"namespaces"`
 		Warnings   []WarningJSON     `json:"warnings"`
+		Timelines  []TimelineJSON    `json:"timelines"`
 		TWEnded    uint64            `json:"time_wait_ended"`
-	}{Type: "report", ElapsedS: r.Elapsed.Seconds(), LedgerNote: r.LedgerNote, Ends: map[string]uint64{},
+	}{Timelines: Timelines(r), Type: "report", ElapsedS: r.Elapsed.Seconds(), LedgerNote: r.LedgerNote, Ends: map[string]uint64{},
 		Lifetime: percJSON(r.Lifetime), TWEnded: r.TWEnded, Closers: []closer{}, TimeWait: []tw{}, Failed: []failed{},
 		States: []state{}, Forecasts: []forecast{}, Netns: []netns{}, Warnings: []WarningJSON{}}
 	for _, x := range r.Closers {
