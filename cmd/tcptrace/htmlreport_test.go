@@ -70,7 +70,7 @@ type jsonReport struct {
 		Ports  int    `json:"ports"`
 		Points []struct {
 			T        float64  `json:"t_s"`
-			TimeWait int      `json:"time_wait"`
+			TimeWait int      `json:"time_wait_sockets"`
 			Rate     float64  `json:"connects_per_s"`
 			Failed   uint64   `json:"failed_connects"`
 			ETA      *float64 `json:"seconds_to_exhaustion"`
@@ -83,11 +83,12 @@ type jsonReport struct {
 func checkPage(t *testing.T, path string, rep *jsonReport, png string) pageData {
 	t.Helper()
 	url := "file://" + path
-	p := browser.Open(t, url, 1000, 900)
+	p := browser.Open(t, url, 1000, 760)
 	var d pageData
 	p.Eval(t, pageJS, &d)
 	p.Screenshot(t, png)
-	t.Logf("screenshot: %s", png)
+	p.ScreenshotView(t, strings.TrimSuffix(png, ".png")+"-top.png")
+	t.Logf("screenshots: %s, and its top", png)
 	if c := p.Console(); len(c) > 0 {
 		t.Errorf("console: %q", c)
 	}
@@ -183,7 +184,8 @@ func TestHTMLReportSample(t *testing.T) {
 // closes first, connect() fails with EADDRNOTAVAIL) draws the pile
 // reaching the port range, the failed connects, a forecast that ran out,
 // the client as the active closer and the remedies' effect.
-// TCPTRACE_UPDATE_SCREENSHOT=1 also writes its screenshot to docs/report.png.
+// TCPTRACE_UPDATE_SCREENSHOT=1 also writes the top of its screenshot to
+// docs/report.png, the README's picture.
 func TestHTMLReportIncident(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	h := newHosts(t, 4)
@@ -218,7 +220,7 @@ func TestHTMLReportIncident(t *testing.T) {
 		t.Errorf("remedies: %q", d.Remedies)
 	}
 	if os.Getenv("TCPTRACE_UPDATE_SCREENSHOT") == "1" {
-		b, err := os.ReadFile(png)
+		b, err := os.ReadFile(strings.TrimSuffix(png, ".png") + "-top.png")
 		if err != nil {
 			t.Fatal(err)
 		}

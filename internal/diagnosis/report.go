@@ -131,9 +131,9 @@ type Report struct {
 	Namespaces []NetnsRow
 	Warnings   []Warning
 	Timelines  []Timeline // the destinations that matter most, over time (Engine.Timelines)
-	TWEnded    uint64 // timewait sockets of the table the kernel was seen dropping (their end reported)
-	TWLost     uint64 // timewait sockets dropped from the table pruneAfter past their timer with no end seen (lost events)
-	TWStray    uint64 // ends of timewait sockets the table did not hold (start not seen, not read at start)
+	TWEnded    uint64     // timewait sockets of the table the kernel was seen dropping (their end reported)
+	TWLost     uint64     // timewait sockets dropped from the table pruneAfter past their timer with no end seen (lost events)
+	TWStray    uint64     // ends of timewait sockets the table did not hold (start not seen, not read at start)
 }
 
 // CloserRow is a process that closed connections first.

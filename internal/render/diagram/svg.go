@@ -42,7 +42,7 @@ func SVG(sh *ladder.Shape, id string) string {
 	fmt.Fprintf(&b, `<svg class="ladder" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d"`+
 		` role="img" aria-label="%s" data-active-closer="%s" data-time-wait="%s">`,
 		svgW, h, svgW, h, esc(svgTitle(sh)), esc(svgSideName(sh.Ladder, closer)), esc(svgSideName(sh.Ladder, holder)))
-	fmt.Fprintf(&b, `<defs><marker id="arrow-%s" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">` +
+	fmt.Fprintf(&b, `<defs><marker id="arrow-%s" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">`+
 		`<path d="M0,0 L10,5 L0,10 z"/></marker></defs>`, esc(id))
 	for x, cx := range [2]int{svgLeftX, svgRightX} {
 		svgHead(&b, sh, x, cx)

@@ -138,11 +138,30 @@ func series(b *strings.Builder, class string, ts, vs []float64, x, y func(float6
 // maxDots is the most points a series marks each of.
 const maxDots = 60
 
-// forecastLine draws the forecast from the last point: a dashed line to
-// the usable ports at the forecast time, or a note that they never run out.
+// forecastLine draws the forecast from the last point, or a note that the
+// ports never run out. When the last point has no future to forecast (out
+// of ports, or never) it also draws the latest forecast that saw the ports
+// run out, to set against what happened: a dashed line from its point to
+// the usable ports at the time it gave.
 func forecastLine(b *strings.Builder, t *TimelineJSON, x, y func(float64) float64, id string) {
 	if len(t.Points) == 0 {
 		return
+	}
+	if last := t.Points[len(t.Points)-1].ETA; last != nil && *last > 0 {
+		// the last point's own forecast is drawn below
+	} else {
+		for i := len(t.Points) - 2; i >= 0; i-- {
+			p := t.Points[i]
+			if p.ETA == nil || *p.ETA <= 0 {
+				continue
+			}
+			end := p.T + *p.ETA
+			fmt.Fprintf(b, `<line class="forecast first" clip-path="url(#plot-%s)" data-t="%s" data-eta="%s" x1="%s" y1="%s" x2="%s" y2="%s"/>`,
+				esc(id), fnum(p.T), fnum(*p.ETA), fnum(x(p.T)), fnum(y(float64(p.TimeWait))), fnum(x(end)), fnum(y(float64(t.Ports))))
+			fmt.Fprintf(b, `<text class="forecast-label first" x="%s" y="%s">forecast at %ss: out of ports at %ss</text>`,
+				fnum(x(p.T)+8), fnum(y(float64(p.TimeWait))+18), fnum(p.T), fnum(end))
+			break
+		}
 	}
 	p := t.Points[len(t.Points)-1]
 	if p.ETA == nil {

@@ -35,8 +35,8 @@ type HTMLInput struct {
 	Kernel    string
 	Version   string // of tcptrace
 	Wall      time.Time
-	Refresh   int           // seconds between reloads (the live page); 0: a file
-	Links     [][2]string   // the live page's other pages: path, text
+	Refresh   int         // seconds between reloads (the live page); 0: a file
+	Links     [][2]string // the live page's other pages: path, text
 	Shapes    *ladder.Aggregator
 	Stats     events.Stats  // the tracker's counts
 	Lost      events.Losses // events lost in the kernel
@@ -49,16 +49,16 @@ type htmlView struct {
 	CSS                                                 template.CSS
 	Refresh                                             int
 	Links                                               [][2]string
-	Headline                                                 []string
-	Charts                                                   []htmlChart
-	Closers                                                  [][]string
-	Failed                                                   [][]string
-	Shapes                                                   []htmlShape
-	MoreShapes                                               string
-	Remedies                                                 []htmlRemedy
-	RemedyDest                                               string
-	Netns                                                    [][]string
-	Facts                                                    [][2]string
+	Headline                                            []string
+	Charts                                              []htmlChart
+	Closers                                             [][]string
+	Failed                                              [][]string
+	Shapes                                              []htmlShape
+	MoreShapes                                          string
+	Remedies                                            []htmlRemedy
+	RemedyDest                                          string
+	Netns                                               [][]string
+	Facts                                               [][2]string
 }
 
 type htmlChart struct {

@@ -50,6 +50,11 @@ func TestGoldenChart(t *testing.T) {
 		}
 	}
 	rendertest.Golden(t, "incident.chart.svg.golden", []byte(svg+"\n"))
+	var b bytes.Buffer
+	if err := WriteJSON(&b, rendertest.Clock, r); err != nil {
+		t.Fatal(err)
+	}
+	rendertest.Golden(t, "incident.timeline.report.json.golden", b.Bytes())
 }
 
 // TestGoldenHTML: the whole page of the incident's report.

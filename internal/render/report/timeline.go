@@ -29,7 +29,7 @@ type TimelineJSON struct {
 // PointJSON is one step of a timeline; T is seconds since the report's start.
 type PointJSON struct {
 	T        float64  `json:"t_s"`
-	TimeWait int      `json:"time_wait"`
+	TimeWait int      `json:"time_wait_sockets"`
 	Rate     float64  `json:"connects_per_s"`
 	Failed   uint64   `json:"failed_connects"`
 	ETA      *float64 `json:"seconds_to_exhaustion"` // null: never at that rate
