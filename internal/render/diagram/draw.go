@@ -75,22 +75,28 @@ func (d *drawer) fit(s string, w int) string {
 	return style.TruncRight(s, w, d.st.g.ell)
 }
 
-// cell renders a state cell of at most g.cell cells.
-func (d *drawer) cell(state events.State, dur int64, inferred, filled bool) string {
-	name := state.String()
+// stateText is a state's label and what follows it: the time spent in it
+// (dur ns, -1 unknown; TIME_WAIT's hold), and * when the step was filled in.
+func stateText(state events.State, dur int64, filled, ascii bool) (name, extra string) {
+	name = state.String()
 	if state == events.Close {
 		name = "CLOSED"
 	}
-	extra := ""
 	switch {
 	case state == events.TimeWait && dur == ladder.TimeWaitNs:
 		extra = " " + style.TimeWaitHold
 	case dur >= 0:
-		extra = " " + style.Dur(dur, d.o.ASCII)
+		extra = " " + style.Dur(dur, ascii)
 	}
 	if filled {
 		extra += "*"
 	}
+	return name, extra
+}
+
+// cell renders a state cell of at most g.cell cells.
+func (d *drawer) cell(state events.State, dur int64, inferred, filled bool) string {
+	name, extra := stateText(state, dur, filled, d.o.ASCII)
 	if style.Cells(name)+style.Cells(extra) > d.g.cell {
 		name = d.fit(name, d.g.cell-style.Cells(extra))
 	}

@@ -23,15 +23,6 @@ func pct(part, n uint64) string {
 	return itoa(p) + "%"
 }
 
-// grouped formats n with thousands separators.
-func grouped(n uint64) string {
-	s := itoa(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
-
 // drawShapes renders every shape, most frequent first, then what was not drawn.
 func (d *drawer) drawShapes(a *ladder.Aggregator, lost events.Losses) [][]string {
 	var out [][]string
@@ -44,11 +35,11 @@ func (d *drawer) drawShapes(a *ladder.Aggregator, lost events.Losses) [][]string
 		tail = append(tail, style.Note{Text: "no finished connections to aggregate", Style: &d.st.Faint})
 	}
 	if a.Overflow() > 0 {
-		tail = append(tail, style.Note{Text: grouped(a.Overflow()) + " more connections in shapes past the limit of " +
+		tail = append(tail, style.Note{Text: style.Grouped(a.Overflow()) + " more connections in shapes past the limit of " +
 			itoa(uint64(len(shapes))) + " (not drawn)", Style: &d.st.Loss})
 	}
 	if lost.Total() > 0 {
-		tail = append(tail, style.Note{Text: grouped(lost.Total()) + " events lost in the kernel: some steps were filled in", Style: &d.st.Loss})
+		tail = append(tail, style.Note{Text: style.Grouped(lost.Total()) + " events lost in the kernel: some steps were filled in", Style: &d.st.Loss})
 	}
 	if len(tail) > 0 {
 		out = append(out, d.footer(tail))
@@ -69,7 +60,7 @@ func (d *drawer) footer(ns []style.Note) []string {
 func (d *drawer) drawShape(sh *ladder.Shape) []string {
 	l, st, ascii := sh.Ladder, d.st, d.o.ASCII
 	h := anySide(l)
-	title := st.g.times + grouped(sh.N) + "  " + sideWord(l, 0) + st.g.arrow + sideWord(l, 1) + " " +
+	title := st.g.times + style.Grouped(sh.N) + "  " + sideWord(l, 0) + st.g.arrow + sideWord(l, 1) + " " +
 		endpointOf(l, 1) + "  " + h.End.String()
 	q := "lifetime p50 " + style.Dur(sh.Lifetime(50), ascii) + "  p90 " + style.Dur(sh.Lifetime(90), ascii) +
 		"  p99 " + style.Dur(sh.Lifetime(99), ascii) + "  max " + style.Dur(sh.MaxLife, ascii) + "  (times: p50)"
@@ -96,7 +87,7 @@ func (d *drawer) drawShape(sh *ladder.Shape) []string {
 	for x := 0; x < 2; x++ {
 		if sh.Active[x] > 0 {
 			ns = append(ns, style.Note{Text: "active closer: " + sideWord(l, x) + " " + aggEndpoint(l, x) + " in " +
-				pct(sh.Active[x], sh.N) + " (" + grouped(sh.Active[x]) + " of " + grouped(sh.N) + ")", Style: &st.Active})
+				pct(sh.Active[x], sh.N) + " (" + style.Grouped(sh.Active[x]) + " of " + style.Grouped(sh.N) + ")", Style: &st.Active})
 		}
 	}
 	if sh.Simul > 0 {

@@ -107,7 +107,7 @@ func svgSideName(l *ladder.Ladder, x int) string {
 // svgTitle is the shape's one-line description.
 func svgTitle(sh *ladder.Shape) string {
 	l := sh.Ladder
-	return grouped(sh.N) + " connections " + sideWord(l, 0) + " → " + sideWord(l, 1) + " " + endpointOf(l, 1) +
+	return style.Grouped(sh.N) + " connections " + sideWord(l, 0) + " → " + sideWord(l, 1) + " " + endpointOf(l, 1) +
 		", " + anySide(l).End.String()
 }
 
@@ -142,20 +142,7 @@ func svgHead(b *strings.Builder, sh *ladder.Shape, x, cx int) {
 // svgState writes a state's label beside its column: left of the left
 // column, right of the right one.
 func svgState(b *strings.Builder, x, cx, y int, s events.State, dur int64, inferred, filled bool) {
-	name := s.String()
-	if s == events.Close {
-		name = "CLOSED"
-	}
-	extra := ""
-	switch {
-	case s == events.TimeWait && dur == ladder.TimeWaitNs:
-		extra = " " + style.TimeWaitHold
-	case dur >= 0:
-		extra = " " + style.Dur(dur, false)
-	}
-	if filled {
-		extra += "*"
-	}
+	name, extra := stateText(s, dur, filled, false)
 	cls := SVGClass(s)
 	if inferred {
 		cls += " inferred"

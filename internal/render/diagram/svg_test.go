@@ -1,8 +1,6 @@
 package diagram
 
 import (
-	"encoding/xml"
-	"io"
 	"strings"
 	"testing"
 
@@ -23,7 +21,7 @@ func TestGoldenSVG(t *testing.T) {
 			var out strings.Builder
 			for i, sh := range a.Shapes() {
 				svg := SVG(sh, name+"-"+itoa(uint64(i)))
-				checkXML(t, svg)
+				rendertest.CheckXML(t, svg)
 				want := svgSideName(sh.Ladder, svgMarked(sh.Active, sh.Simul, sh.N))
 				if !strings.Contains(svg, `data-active-closer="`+want+`"`) {
 					t.Errorf("shape %d: active closer %q not named", i, want)
@@ -32,19 +30,6 @@ func TestGoldenSVG(t *testing.T) {
 			}
 			rendertest.Golden(t, "ladder_"+name+".svg.golden", []byte(out.String()))
 		})
-	}
-}
-
-// checkXML fails unless s is well-formed XML.
-func checkXML(t *testing.T, s string) {
-	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(s))
-	for {
-		if _, err := d.Token(); err == io.EOF {
-			return
-		} else if err != nil {
-			t.Fatalf("not well-formed: %v\n%s", err, s)
-		}
 	}
 }
 

@@ -6,7 +6,9 @@ package rendertest
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,6 +138,19 @@ func CheckJSONLines(t testing.TB, out []byte) {
 		}
 		if _, ok := m["type"].(string); !ok {
 			t.Errorf("line %d has no type: %s", i+1, line)
+		}
+	}
+}
+
+// CheckXML fails unless s is well-formed XML (an SVG picture).
+func CheckXML(t testing.TB, s string) {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(s))
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			return
+		} else if err != nil {
+			t.Fatalf("not well-formed: %v\n%s", err, s)
 		}
 	}
 }

@@ -221,7 +221,7 @@ func (v *htmlView) shapes(a *ladder.Aggregator) {
 
 // svgTitleOf is a shape's heading.
 func svgTitleOf(sh *ladder.Shape) string {
-	return grouped(sh.N) + " connections, lifetime p50 " + style.Dur(sh.Lifetime(50), false) +
+	return style.Grouped(sh.N) + " connections, lifetime p50 " + style.Dur(sh.Lifetime(50), false) +
 		", p99 " + style.Dur(sh.Lifetime(99), false)
 }
 
@@ -236,15 +236,6 @@ func example(l *ladder.Ladder) string {
 			", " + style.Sanitize(h.Owner.Comm.String()) + " pid " + itoa(uint64(h.Owner.PID)) + ", " + h.End.String() + ");"
 	}
 	return s + " lifetime " + style.Dur(l.Lifetime(), false)
-}
-
-// grouped formats n with thousands separators.
-func grouped(n uint64) string {
-	s := itoa(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }
 
 // remedies lists the fixes, safest first, each with what it would have

@@ -2,8 +2,6 @@ package report
 
 import (
 	"bytes"
-	"encoding/xml"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +40,7 @@ func TestGoldenChart(t *testing.T) {
 	r := withTimeline()
 	tls := Timelines(r)
 	svg := chart(&tls[0], r.Elapsed.Seconds(), "c0")
-	checkXML(t, svg)
+	rendertest.CheckXML(t, svg)
 	for _, want := range []string{`data-values="10 20 30 40 50 60 64"`, `data-values="10 10 10 10 10 10 10"`,
 		`data-t="7" data-n="6"`, `usable ports 64 (40000-40063)`, `out of ports: connect() fails`} {
 		if !strings.Contains(svg, want) {
@@ -80,18 +78,5 @@ func TestGoldenHTML(t *testing.T) {
 	b.Reset()
 	if err := WriteHTML(&b, &HTMLInput{Title: "empty"}, nil); err != nil || !strings.Contains(b.String(), "No connection closed") {
 		t.Errorf("empty report: %v\n%s", err, b.String())
-	}
-}
-
-// checkXML fails unless s is well-formed XML.
-func checkXML(t *testing.T, s string) {
-	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(s))
-	for {
-		if _, err := d.Token(); err == io.EOF {
-			return
-		} else if err != nil {
-			t.Fatalf("not well-formed: %v\n%s", err, s)
-		}
 	}
 }

@@ -282,3 +282,12 @@ func AppendSpaces(b []byte, n int) []byte {
 	}
 	return b
 }
+
+// Grouped formats n with thousands separators: 12,345.
+func Grouped(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
