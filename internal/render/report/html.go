@@ -194,8 +194,11 @@ func headline(r *diagnosis.Report, proc func(diagnosis.ProcKey) string) []string
 
 // chartCaption sums a timeline up under its chart.
 func chartCaption(t *TimelineJSON) string {
-	s := "peak " + strconv.Itoa(t.Peak) + " TIME_WAIT of " + strconv.Itoa(t.Ports) + " usable ports; " +
-		itoa(t.Failed) + " failed connects"
+	s := "peak " + strconv.Itoa(t.Peak) + " TIME_WAIT of " + strconv.Itoa(t.Ports) + " usable ports"
+	if t.MaxTwBuckets > 0 {
+		s += " (tcp_max_tw_buckets " + strconv.Itoa(t.MaxTwBuckets) + ")"
+	}
+	s += "; " + itoa(t.Failed) + " failed connects"
 	if w := t.Worst; w != nil {
 		s += "; worst forecast " + etaText(&t.worst.Forecast) + " at " + fnum(w.T) + "s (" + fnum(w.Rate) + " new TIME_WAIT/s)"
 	}
