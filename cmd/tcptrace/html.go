@@ -14,41 +14,33 @@ import (
 	"github.com/tcptrace/tcptrace/internal/render/report"
 )
 
-// htmlShapes collects the connection shapes the HTML report draws: a
-// pairer of the pipeline's connections feeding an aggregator.
-type htmlShapes struct {
-	agg    ladder.Aggregator
-	pairer *ladder.Pairer
-}
-
-// newHTMLShapes adds the pairer to cfg's sinks (connections filtered as
-// the diagnosis is) and returns it; attach it to the pipeline made from
-// cfg. Unless wanted it does nothing: nil.
-func newHTMLShapes(cfg *pipeline.Config, wanted bool) *htmlShapes {
+// newShapes adds a ladder collector (connections filtered as the
+// diagnosis is) to cfg's sinks and returns it; attach it to the pipeline
+// made from cfg. Unless wanted it does nothing: nil.
+func newShapes(cfg *pipeline.Config, wanted bool) *ladder.Collector {
 	if !wanted {
 		return nil
 	}
-	h := &htmlShapes{}
-	h.pairer = ladder.NewPairer(h.agg.Add)
-	cfg.Sinks = append(cfg.Sinks, &events.Filtered{Filter: connOnly(cfg.Filter), Sink: h.pairer})
-	return h
+	c := ladder.NewCollector()
+	cfg.Sinks = append(cfg.Sinks, &events.Filtered{Filter: connOnly(cfg.Filter), Sink: c})
+	return c
 }
 
-// attach drives the pairer from p: its timeouts at each tick, what is
+// attachShapes drives c from p: the overdue partners at each tick, what is
 // still pending at the end.
-func (h *htmlShapes) attach(p *pipeline.Pipeline) {
-	if h == nil {
+func attachShapes(c *ladder.Collector, p *pipeline.Pipeline) {
+	if c == nil {
 		return
 	}
-	p.Every(0, h.pairer.Tick)
-	p.AtEnd(h.pairer.Flush)
+	p.Every(0, c.Tick)
+	p.AtEnd(c.Flush)
 }
 
-// input returns the HTML report's input for rep from p; the caller sets
-// where it comes from.
-func (h *htmlShapes) input(p *pipeline.Pipeline, rep *diagnosis.Report, wall wallClock) *report.HTMLInput {
+// htmlInput returns the HTML report's input for rep from p and the shapes
+// c collected; the caller sets where it comes from.
+func htmlInput(c *ladder.Collector, p *pipeline.Pipeline, rep *diagnosis.Report, wall wallClock) *report.HTMLInput {
 	return &report.HTMLInput{Title: "tcptrace report", Version: version, Wall: wall.Time(rep.End),
-		Shapes: &h.agg, Stats: p.Stats(), Lost: p.Losses()}
+		Shapes: &c.Agg, Stats: p.Stats(), Lost: p.Losses()}
 }
 
 // thisHost returns the host name and the kernel release, for a live report.

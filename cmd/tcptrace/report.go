@@ -97,9 +97,9 @@ func runReport(ctx context.Context, f *flags, read, html string) error {
 		return err
 	}
 	defer src.Close()
-	shapes := newHTMLShapes(&cfg, out != nil)
+	shapes := newShapes(&cfg, out != nil)
 	p := pipeline.New(src, cfg)
-	shapes.attach(p)
+	attachShapes(shapes, p)
 	p.Every(0, func(uint64) { memLim.adjust() })
 	unwatch := stopOn(ctx, f.duration, src.Stop)
 	defer unwatch()
@@ -110,7 +110,7 @@ func runReport(ctx context.Context, f *flags, read, html string) error {
 	}
 	rep := p.Report()
 	if out != nil {
-		in := shapes.input(p, rep, rp.opts.Clock)
+		in := htmlInput(shapes, p, rep, rp.opts.Clock)
 		in.Source, in.ProcLabel = "live", rp.label
 		in.Host, in.Kernel = thisHost()
 		if err := out.write(in, rep); err != nil || html == "-" {
@@ -132,15 +132,15 @@ func reportReplay(f *flags, path string, cfg pipeline.Config, out *htmlFile) err
 	if err != nil {
 		return err
 	}
-	shapes := newHTMLShapes(&cfg, out != nil)
+	shapes := newShapes(&cfg, out != nil)
 	p := pipeline.New(src, cfg)
-	shapes.attach(p)
+	attachShapes(shapes, p)
 	if err := p.Run(); err != nil {
 		return fmt.Errorf("%s: %w", captureName(path), err)
 	}
 	rep := p.Report()
 	if out != nil {
-		in := shapes.input(p, rep, rp.opts.Clock)
+		in := htmlInput(shapes, p, rep, rp.opts.Clock)
 		h := r.Header()
 		in.Source, in.Host, in.Kernel = "capture "+captureName(path), h.Host, h.Kernel
 		if err := out.write(in, rep); err != nil {

@@ -135,11 +135,11 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 			return err
 		}
 	}
-	page := newLivePage(newHTMLShapes(&cfg, true))
+	page := newLivePage(newShapes(&cfg, true))
 	stopped := make(chan struct{})
 	src := &hbSource{Live: live, hb: hb, stallAfter: sf.stallAfter, start: time.Now(), stop: stopped}
 	p := pipeline.New(src, cfg)
-	page.shapes.attach(p)
+	attachShapes(page.shapes, p)
 	label := containerLabel(resolver)
 	p.Every(0, func(now uint64) {
 		memLim.adjust()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
+	"github.com/tcptrace/tcptrace/internal/ladder"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
 	"github.com/tcptrace/tcptrace/internal/render/report"
 )
@@ -27,12 +28,12 @@ type livePage struct {
 	wanted time.Time     // the latest request
 	html   []byte        // the latest rendering
 	fresh  chan struct{} // closed by the next rendering
-	shapes *htmlShapes
+	shapes *ladder.Collector
 	host   string
 	kernel string
 }
 
-func newLivePage(shapes *htmlShapes) *livePage {
+func newLivePage(shapes *ladder.Collector) *livePage {
 	lp := &livePage{fresh: make(chan struct{}), shapes: shapes}
 	lp.host, lp.kernel = thisHost()
 	return lp
@@ -47,7 +48,7 @@ func (lp *livePage) update(p *pipeline.Pipeline, rep *diagnosis.Report, wall wal
 	if !watched {
 		return
 	}
-	in := lp.shapes.input(p, rep, wall)
+	in := htmlInput(lp.shapes, p, rep, wall)
 	in.Title, in.Source, in.Host, in.Kernel = "tcptrace serve", "live", lp.host, lp.kernel
 	in.Refresh, in.ProcLabel = pageRefresh, label
 	in.Links = [][2]string{{"/metrics", "metrics"}, {"/healthz", "health"}}

@@ -189,6 +189,8 @@ type ForecastRow struct {
 	Inputs   Inputs
 	Forecast Forecast
 	Failed   uint64
+	Conns    float64 // client connections finished per second, over the last 10 s
+	Local    float64 // of them, the share closed first by this side (handed to a timewait socket)
 }
 
 // NetnsRow is a namespace's settings and TIME_WAIT total.
@@ -339,7 +341,11 @@ func (e *Engine) forecastRows(r *Report, now uint64) {
 			continue
 		}
 		o, _ := d.owner()
-		r.Forecasts = append(r.Forecasts, ForecastRow{d.dest, o, in, f, d.failed})
+		row := ForecastRow{Dest: d.dest, Owner: o, Inputs: in, Forecast: f, Failed: d.failed, Conns: d.rate(&d.conns, now)}
+		if row.Conns > 0 {
+			row.Local = min(in.Rate/row.Conns, 1)
+		}
+		r.Forecasts = append(r.Forecasts, row)
 	}
 	slices.SortFunc(r.Forecasts, func(a, b ForecastRow) int {
 		ea, eb := a.Forecast.ETA, b.Forecast.ETA

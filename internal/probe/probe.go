@@ -268,6 +268,11 @@ func (p *Probe) armDeadline() {
 	p.deadline = time.Now().Add(p.opts.PollInterval)
 }
 
+// RingFill returns the share of the ring buffer that was written and not
+// yet read when the reader last woke up: how close the ring came to full.
+// Call it from Next's goroutine (the pipeline's).
+func (p *Probe) RingFill() float64 { return float64(p.ring.woke) / float64(p.ring.mask+1) }
+
 // SetOnIdle sets the function Next calls at each poll tick that finds the
 // ring drained (Options.OnIdle).
 func (p *Probe) SetOnIdle(fn func()) { p.opts.OnIdle = fn }

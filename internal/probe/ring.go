@@ -42,6 +42,7 @@ type ring struct {
 	conn                syscall.RawConn    // wait's
 	ready               func(uintptr) bool // data or stop: the wait is over
 	stopped             atomic.Bool
+	woke                int // bytes unread when the latest wait ended
 }
 
 // Kernel ring record header (include/uapi/linux/bpf.h).
@@ -189,6 +190,7 @@ func (r *ring) park(deadline time.Time) error {
 	}
 	// ready runs first, then after each readiness the netpoller reports.
 	err := r.conn.Read(r.ready)
+	r.woke = r.available()
 	switch {
 	case err == nil:
 		return nil

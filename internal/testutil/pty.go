@@ -19,7 +19,7 @@ import (
 // cuts and colours only when its output is one.
 func RunOnTerminal(t testing.TB, cmd *exec.Cmd, cols int) ([]byte, error) {
 	t.Helper()
-	master, slave, err := openPty(cols)
+	master, slave, err := openPty(cols, 50)
 	if err != nil {
 		t.Fatalf("opening a pseudo-terminal: %v", err)
 	}
@@ -36,8 +36,9 @@ func RunOnTerminal(t testing.TB, cmd *exec.Cmd, cols int) ([]byte, error) {
 	return bytes.ReplaceAll(out.Bytes(), []byte("\r\n"), []byte("\n")), err
 }
 
-// openPty opens a pseudo-terminal pair (/dev/ptmx), its window cols wide.
-func openPty(cols int) (master, slave *os.File, err error) {
+// openPty opens a pseudo-terminal pair (/dev/ptmx), its window cols wide
+// and rows high.
+func openPty(cols, rows int) (master, slave *os.File, err error) {
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, nil, err
@@ -57,7 +58,7 @@ func openPty(cols int) (master, slave *os.File, err error) {
 		m.Close()
 		return nil, nil, err
 	}
-	ws := unix.Winsize{Row: 50, Col: uint16(cols)}
+	ws := unix.Winsize{Row: uint16(rows), Col: uint16(cols)}
 	if err := unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &ws); err != nil {
 		m.Close()
 		s.Close()

@@ -45,7 +45,7 @@ func chart(t *TimelineJSON, span float64, id string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="timeline" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d"`+
 		` role="img" aria-label="%s" data-dest="%s" data-ports="%d" data-span="%s">`,
-		chartW, chartH, chartW, chartH, esc("TIME_WAIT toward "+destText(t.dest)), esc(destText(t.dest)),
+		chartW, chartH, chartW, chartH, esc("TIME_WAIT toward "+DestText(t.dest)), esc(DestText(t.dest)),
 		t.Ports, fnum(span))
 	fmt.Fprintf(&b, `<defs><clipPath id="plot-%s"><rect x="%d" y="%d" width="%d" height="%d"/></clipPath></defs>`,
 		esc(id), chartLeft, pileTop, plotW, pileH)

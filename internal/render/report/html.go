@@ -85,9 +85,9 @@ func WriteHTML(w io.Writer, in *HTMLInput, r *diagnosis.Report) error {
 	}
 	proc := func(k diagnosis.ProcKey) string {
 		if l := label(k.PID); l != "" {
-			return procText(k) + " " + l
+			return ProcText(k) + " " + l
 		}
-		return procText(k)
+		return ProcText(k)
 	}
 	v := htmlView{Title: in.Title, CSS: template.CSS(htmlCSS), Source: in.Source, Host: in.Host, Kernel: in.Kernel, Version: in.Version,
 		Refresh: in.Refresh, Links: in.Links, Span: r.Elapsed.Round(time.Millisecond).String()}
@@ -100,7 +100,7 @@ func WriteHTML(w io.Writer, in *HTMLInput, r *diagnosis.Report) error {
 	for i := range tls {
 		t := &tls[i]
 		v.Charts = append(v.Charts, htmlChart{
-			Title:   destText(t.dest) + " from " + style.Addr(t.dest.Saddr) + " (netns " + itoa(uint64(t.dest.Netns)) + "), " + proc(t.owner),
+			Title:   DestText(t.dest) + " from " + style.Addr(t.dest.Saddr) + " (netns " + itoa(uint64(t.dest.Netns)) + "), " + proc(t.owner),
 			Caption: chartCaption(t),
 			SVG:     template.HTML(chart(t, span, "t"+strconv.Itoa(i)))})
 	}
@@ -110,13 +110,13 @@ func WriteHTML(w io.Writer, in *HTMLInput, r *diagnosis.Report) error {
 			if i > 0 {
 				dests += ", "
 			}
-			dests += destText(d.Dest) + " ×" + itoa(d.Count)
+			dests += DestText(d.Dest) + " ×" + itoa(d.Count)
 		}
 		v.Closers = append(v.Closers, []string{proc(c.Owner), itoa(c.ActiveCloses), itoa(c.Established),
-			sharePct(c.ActiveCloses, c.Established), itoa(c.FailedConnects), dests})
+			SharePct(c.ActiveCloses, c.Established), itoa(c.FailedConnects), dests})
 	}
 	for _, f := range r.Failed {
-		v.Failed = append(v.Failed, []string{proc(f.Owner), destText(f.Dest), f.Err, itoa(f.Count)})
+		v.Failed = append(v.Failed, []string{proc(f.Owner), DestText(f.Dest), f.Err, itoa(f.Count)})
 	}
 	v.shapes(in.Shapes)
 	v.remedies(tls)
@@ -150,7 +150,7 @@ func headline(r *diagnosis.Report, proc func(diagnosis.ProcKey) string) []string
 	if len(r.Closers) > 0 {
 		c := r.Closers[0]
 		out = append(out, proc(c.Owner)+" closed first "+itoa(c.ActiveCloses)+" of its "+itoa(c.Established)+
-			" established connections ("+sharePct(c.ActiveCloses, c.Established)+"): it is the active closer.")
+			" established connections ("+SharePct(c.ActiveCloses, c.Established)+"): it is the active closer.")
 	}
 	if len(r.TimeWait) > 0 {
 		t := r.TimeWait[0]
@@ -158,15 +158,15 @@ func headline(r *diagnosis.Report, proc func(diagnosis.ProcKey) string) []string
 		if !t.Known {
 			who = predatesText(t.Hint)
 		}
-		out = append(out, strconv.Itoa(t.Count+t.FinWait2)+" TIME_WAIT sockets toward "+destText(t.Dest)+" are held by "+who+".")
+		out = append(out, strconv.Itoa(t.Count+t.FinWait2)+" TIME_WAIT sockets toward "+DestText(t.Dest)+" are held by "+who+".")
 	}
 	if len(r.Forecasts) > 0 {
 		f := r.Forecasts[0]
-		when := "run out " + etaText(&f.Forecast)
+		when := "run out " + ETAText(&f.Forecast)
 		if f.Forecast.Never {
 			when = "do not run out at this rate"
 		}
-		out = append(out, "Ports toward "+destText(f.Dest)+" "+when+" (new TIME_WAIT "+
+		out = append(out, "Ports toward "+DestText(f.Dest)+" "+when+" (new TIME_WAIT "+
 			strconv.FormatFloat(round2(f.Inputs.Rate), 'f', -1, 64)+"/s, "+strconv.Itoa(f.Forecast.Left)+" of "+
 			strconv.Itoa(f.Forecast.Usable)+" ports left).")
 	}
@@ -200,7 +200,7 @@ func chartCaption(t *TimelineJSON) string {
 	}
 	s += "; " + itoa(t.Failed) + " failed connects"
 	if w := t.Worst; w != nil {
-		s += "; worst forecast " + etaText(&t.worst.Forecast) + " at " + fnum(w.T) + "s (" + fnum(w.Rate) + " new TIME_WAIT/s)"
+		s += "; worst forecast " + ETAText(&t.worst.Forecast) + " at " + fnum(w.T) + "s (" + fnum(w.Rate) + " new TIME_WAIT/s)"
 	}
 	return s + "; one point every " + fnum(t.StepS) + "s"
 }
@@ -253,17 +253,17 @@ func (v *htmlView) remedies(tls []TimelineJSON) {
 	}
 	effects := make([]string, len(diagnosis.Remedies))
 	if w != nil {
-		v.RemedyDest = destText(w.dest) + " (worst moment: " + fnum(w.Worst.T) + "s, " + strconv.Itoa(w.Worst.Held) +
-			" TIME_WAIT, forecast " + etaText(&w.worst.Forecast) + ")"
+		v.RemedyDest = DestText(w.dest) + " (worst moment: " + fnum(w.Worst.T) + "s, " + strconv.Itoa(w.Worst.Held) +
+			" TIME_WAIT, forecast " + ETAText(&w.worst.Forecast) + ")"
 		was := w.worst
-		effects[0] = "no new TIME_WAIT toward it: ports run out " + etaText(&was.Pooled)
+		effects[0] = "no new TIME_WAIT toward it: ports run out " + ETAText(&was.Pooled)
 		effects[1] = "the TIME_WAIT lands on the server's service port: the client's ephemeral ports stay free"
 		if was.Forecast.Reuse {
-			effects[2] = "already applies here (tcp_tw_reuse=" + strconv.Itoa(was.Inputs.Sysctls.TwReuse) + "): ports run out " + etaText(&was.Reuse)
+			effects[2] = "already applies here (tcp_tw_reuse=" + strconv.Itoa(was.Inputs.Sysctls.TwReuse) + "): ports run out " + ETAText(&was.Reuse)
 		} else {
-			effects[2] = "connect() takes the port of a TIME_WAIT older than the reuse delay: ports run out " + etaText(&was.Reuse)
+			effects[2] = "connect() takes the port of a TIME_WAIT older than the reuse delay: ports run out " + ETAText(&was.Reuse)
 		}
-		effects[3] = "with 1024-65535 (64512 ports): ports run out " + etaText(&was.WideRange)
+		effects[3] = "with 1024-65535 (64512 ports): ports run out " + ETAText(&was.WideRange)
 		effects[4] = "no TIME_WAIT at all, at the cost of aborting every connection with RST"
 	}
 	for i, r := range diagnosis.Remedies {

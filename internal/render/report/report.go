@@ -59,7 +59,7 @@ func WriteText(w io.Writer, o style.Options, ro Options, r *diagnosis.Report) er
 		t.b.WriteString("  none\n")
 	}
 	for _, wn := range r.Warnings {
-		t.para("  "+o.Clock.Time(wn.Time).Format("15:04:05.000")+" ", warningLine(&wn, o))
+		t.para("  "+o.Clock.Time(wn.Time).Format("15:04:05.000")+" ", WarningLine(&wn, o))
 	}
 	if _, err := io.WriteString(w, t.b.String()); err != nil {
 		return fmt.Errorf("write report: %w", err)
@@ -69,7 +69,7 @@ func WriteText(w io.Writer, o style.Options, ro Options, r *diagnosis.Report) er
 
 // proc names a process with its label.
 func (t *textReport) proc(k diagnosis.ProcKey) string {
-	s := procText(k)
+	s := ProcText(k)
 	if t.ro.ProcLabel != nil {
 		if l := t.ro.ProcLabel(k.PID); l != "" {
 			s += " " + l
@@ -111,10 +111,10 @@ func (t *textReport) closers(r *diagnosis.Report) {
 	for _, c := range r.Closers {
 		var ds []string
 		for _, d := range c.Dests {
-			ds = append(ds, destText(d.Dest)+" "+t.times()+itoa(d.Count))
+			ds = append(ds, DestText(d.Dest)+" "+t.times()+itoa(d.Count))
 		}
 		rows = append(rows, []string{t.proc(c.Owner), itoa(c.ActiveCloses), itoa(c.Established),
-			sharePct(c.ActiveCloses, c.Established), itoa(c.FailedConnects), strings.Join(ds, ", ")})
+			SharePct(c.ActiveCloses, c.Established), itoa(c.FailedConnects), strings.Join(ds, ", ")})
 	}
 	// The share is of its established connections: a failed connect is
 	// not a connection it could have closed.
@@ -130,7 +130,7 @@ func (t *textReport) timeWait(r *diagnosis.Report) {
 		if !x.Known {
 			owner = predatesText(x.Hint)
 		}
-		rows = append(rows, []string{destText(x.Dest), style.Addr(x.Dest.Saddr), itoa(uint64(x.Dest.Netns)), owner,
+		rows = append(rows, []string{DestText(x.Dest), style.Addr(x.Dest.Saddr), itoa(uint64(x.Dest.Netns)), owner,
 			strconv.Itoa(x.Count), strconv.Itoa(x.FinWait2)})
 	}
 	t.table([]column{text("DESTINATION"), text("FROM"), num("NETNS"), text("OWNER"), num("TIME_WAIT"), num("FIN_WAIT2")}, rows)
@@ -140,7 +140,7 @@ func (t *textReport) failed(r *diagnosis.Report) {
 	t.section("Failed connects")
 	var rows [][]string
 	for _, f := range r.Failed {
-		rows = append(rows, []string{t.proc(f.Owner), destText(f.Dest), orDash(f.Err), itoa(f.Count)})
+		rows = append(rows, []string{t.proc(f.Owner), DestText(f.Dest), orDash(f.Err), itoa(f.Count)})
 	}
 	t.table([]column{text("PROCESS"), text("DESTINATION"), text("ERROR"), num("COUNT")}, rows)
 }
@@ -149,9 +149,9 @@ func (t *textReport) forecasts(r *diagnosis.Report) {
 	t.section("Port-exhaustion forecast")
 	var rows [][]string
 	for _, f := range r.Forecasts {
-		rows = append(rows, []string{destText(f.Dest), t.proc(f.Owner), strconv.FormatFloat(f.Inputs.Rate, 'f', 1, 64),
+		rows = append(rows, []string{DestText(f.Dest), t.proc(f.Owner), strconv.FormatFloat(f.Inputs.Rate, 'f', 1, 64),
 			strconv.Itoa(f.Inputs.Held), strconv.Itoa(f.Inputs.InUse), strconv.Itoa(f.Forecast.Left) + "/" + strconv.Itoa(f.Forecast.Ports),
-			holdText(f.Forecast.Hold), strings.TrimPrefix(etaText(&f.Forecast), "in "), itoa(f.Failed)})
+			holdText(f.Forecast.Hold), strings.TrimPrefix(ETAText(&f.Forecast), "in "), itoa(f.Failed)})
 	}
 	t.table([]column{text("DESTINATION"), text("OWNER"), num("NEW TW/S"), num("HELD"), num("IN USE"), num("LEFT"),
 		num("HOLD"), text("EXHAUSTED"), num("FAILED")}, rows)
@@ -193,19 +193,19 @@ func (t *textReport) percentRow(name string, p diagnosis.Percentiles) []string {
 	return []string{name, itoa(p.Count), d(p.P50), d(p.P90), d(p.P99), d(p.Max)}
 }
 
-// warningLine is a warning in one line.
-func warningLine(w *diagnosis.Warning, o style.Options) string {
-	who := procText(w.Owner) + " " + o.Arrow() + " " + destText(w.Dest)
+// WarningLine is a warning in one line.
+func WarningLine(w *diagnosis.Warning, o style.Options) string {
+	who := ProcText(w.Owner) + " " + o.Arrow() + " " + DestText(w.Dest)
 	if w.Kind == diagnosis.KindChurn {
 		return fmt.Sprintf("churn: %s: %.1f connects/s shorter than %v", who, w.Rate, w.Lifetime)
 	}
 	return fmt.Sprintf("ports run out %s: %s: %.1f TIME_WAIT/s, %d held, %d of %d ports left",
-		etaText(&w.Forecast), who, w.Rate, w.Held, w.Forecast.Left, w.Forecast.Ports)
+		ETAText(&w.Forecast), who, w.Rate, w.Held, w.Forecast.Left, w.Forecast.Ports)
 }
 
-// sharePct is n of of in percent, rounded, but 100% only when all and 0%
+// SharePct is n of of in percent, rounded, but 100% only when all and 0%
 // only when none.
-func sharePct(n, of uint64) string {
+func SharePct(n, of uint64) string {
 	if of == 0 {
 		return "-"
 	}

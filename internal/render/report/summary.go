@@ -222,7 +222,7 @@ func (s *Summary) WriteText(w io.Writer, o style.Options) error {
 func closerText(p *ProcCloses) string {
 	s := style.Sanitize(p.Comm) + " (" + itoa(uint64(p.PID)) + "): " + itoa(p.ActiveCloses)
 	if p.Established > 0 { // 0: not counted (more processes than the summary counts)
-		s += " of " + itoa(p.Established) + " established (" + sharePct(p.ActiveCloses, p.Established) + ")"
+		s += " of " + itoa(p.Established) + " established (" + SharePct(p.ActiveCloses, p.Established) + ")"
 	}
 	switch n := len(p.Dests); {
 	case n >= destsKept:

@@ -186,7 +186,7 @@ func TestSharePct(t *testing.T) {
 		n, of uint64
 		want  string
 	}{{302, 303, "99%"}, {1, 1000, "1%"}, {0, 5, "0%"}, {5, 5, "100%"}, {1, 2, "50%"}, {2, 3, "67%"}, {1, 0, "-"}} {
-		if got := sharePct(c.n, c.of); got != c.want {
+		if got := SharePct(c.n, c.of); got != c.want {
 			t.Errorf("sharePct(%d, %d) = %s, want %s", c.n, c.of, got, c.want)
 		}
 	}

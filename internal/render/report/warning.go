@@ -106,15 +106,15 @@ func (v *Warnings) Warning(w *diagnosis.Warning) {
 		return
 	}
 	f, s := &w.Forecast, &w.Sysctls
-	who := procText(w.Owner) + " " + v.o.Arrow() + " " + style.Endpoint(w.Dest.Daddr, w.Dest.Dport)
+	who := ProcText(w.Owner) + " " + v.o.Arrow() + " " + style.Endpoint(w.Dest.Daddr, w.Dest.Dport)
 	var lines []string
 	if w.Kind == diagnosis.KindChurn {
 		lines = append(lines, fmt.Sprintf("!! connection churn: %s: %.1f connects/s, each shorter than %v", who, w.Rate, w.Lifetime),
-			fmt.Sprintf("   %d TIME_WAIT held, %d of %d ports left; %s", w.Held, f.Left, f.Ports, etaText(f)))
+			fmt.Sprintf("   %d TIME_WAIT held, %d of %d ports left; %s", w.Held, f.Left, f.Ports, ETAText(f)))
 	} else {
-		lines = append(lines, fmt.Sprintf("!! ports toward %s run out %s", style.Endpoint(w.Dest.Daddr, w.Dest.Dport), etaText(f)),
+		lines = append(lines, fmt.Sprintf("!! ports toward %s run out %s", style.Endpoint(w.Dest.Daddr, w.Dest.Dport), ETAText(f)),
 			fmt.Sprintf("   %s is the active closer: %.1f new TIME_WAIT/s, %d held %s each, %d of %d ports left",
-				procText(w.Owner), w.Rate, w.Held, holdText(f.Hold), f.Left, f.Ports),
+				ProcText(w.Owner), w.Rate, w.Held, holdText(f.Hold), f.Left, f.Ports),
 			fmt.Sprintf("   netns %d from %s: ip_local_port_range %d %d, tcp_tw_reuse %d, tcp_timestamps %d, tcp_max_tw_buckets %d",
 				w.Dest.Netns, style.Addr(w.Dest.Saddr), s.PortLo, s.PortHi, s.TwReuse, s.Timestamps, s.MaxTwBuckets))
 	}
@@ -133,7 +133,7 @@ func (v *Warnings) Failed(f *diagnosis.FailedNotice) {
 		return
 	}
 	msg := fmt.Sprintf("!! connect() failed %s ×%d: %s %s %s (%d so far)", errnoText(f.Err), f.New,
-		procText(f.Owner), v.o.Arrow(), style.Endpoint(f.Dest.Daddr, f.Dest.Dport), f.Total)
+		ProcText(f.Owner), v.o.Arrow(), style.Endpoint(f.Dest.Daddr, f.Dest.Dport), f.Total)
 	v.write(v.stamp(f.Time) + v.st.Paint(v.st.Loss, msg) + "\n")
 }
 
@@ -182,7 +182,7 @@ func (v *Warnings) TimeWait(s *diagnosis.TimeWaitStep) {
 	arrow := v.o.Arrow()
 	change := s.Old.String() + " " + arrow + " " + s.New.String()
 	v.write(v.stamp(s.Time) + "   " + v.st.Paint(v.st.TimeWait, change) + "  " + twOwner(s) + " " +
-		style.Endpoint(s.Dest.Saddr, s.Sport) + " " + arrow + " " + destText(s.Dest) + ": " + twWhat(s, v.o.ASCII) + "\n")
+		style.Endpoint(s.Dest.Saddr, s.Sport) + " " + arrow + " " + DestText(s.Dest) + ": " + twWhat(s, v.o.ASCII) + "\n")
 }
 
 // timeWaitJSON is step s as a JSON line.

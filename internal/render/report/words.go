@@ -13,8 +13,8 @@ import (
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 
-// procText names a process: "curl (42)", "?" when unknown.
-func procText(k diagnosis.ProcKey) string {
+// ProcText names a process: "curl (42)", "?" when unknown.
+func ProcText(k diagnosis.ProcKey) string {
 	c := style.Sanitize(k.Comm.String())
 	if k.PID == 0 && c == "" {
 		return "?"
@@ -22,17 +22,17 @@ func procText(k diagnosis.ProcKey) string {
 	return c + " (" + itoa(uint64(k.PID)) + ")"
 }
 
-// destText names a destination: its endpoint, or the local port a server's
+// DestText names a destination: its endpoint, or the local port a server's
 // clients came to.
-func destText(d diagnosis.Dest) string {
+func DestText(d diagnosis.Dest) string {
 	if d.Lport != 0 {
 		return "clients of local :" + strconv.Itoa(int(d.Lport))
 	}
 	return style.Endpoint(d.Daddr, d.Dport)
 }
 
-// etaText says when a forecast runs out of ports.
-func etaText(f *diagnosis.Forecast) string {
+// ETAText says when a forecast runs out of ports.
+func ETAText(f *diagnosis.Forecast) string {
 	switch {
 	case f.Never && f.Capped:
 		return "never (tcp_max_tw_buckets caps TIME_WAIT first)"
@@ -72,7 +72,7 @@ func predatesText(hint diagnosis.ProcKey) string {
 // predates tracing (with the hint, when there is one).
 func twOwner(s *diagnosis.TimeWaitStep) string {
 	if s.Known {
-		return procText(s.Owner)
+		return ProcText(s.Owner)
 	}
 	return predatesText(s.Owner)
 }
