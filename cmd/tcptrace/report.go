@@ -12,6 +12,7 @@ import (
 	"github.com/tcptrace/tcptrace/internal/container"
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
+	"github.com/tcptrace/tcptrace/internal/probe"
 )
 
 // diagFlags tune the TIME_WAIT diagnosis of live tracing, replay and report.
@@ -29,6 +30,21 @@ func (d *diagFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&d.warnWithin, "warn-within", d.warnWithin, "warn when connect() toward a destination is forecast to fail within this")
 	fs.Float64Var(&d.churnRate, "churn-rate", d.churnRate, "connects/s toward one destination that, with short lives, is flagged as churn")
 	fs.DurationVar(&d.shortLife, "churn-life", d.shortLife, "connections shorter than this count as churn")
+}
+
+// diagnosisConfig parses the filters of f for a mode that runs the
+// diagnosis alone (report, top): the kernel's filter and the pipeline's
+// configuration, without sinks.
+func diagnosisConfig(f *flags, live bool) (probe.Filter, pipeline.Config, error) {
+	kf, uf, err := f.filter()
+	if err != nil {
+		return kf, pipeline.Config{}, err
+	}
+	cont, err := f.containerFilter(live)
+	if err != nil {
+		return kf, pipeline.Config{}, err
+	}
+	return kf, pipeline.Config{Filter: uf, Containers: cont, MaxConns: f.maxConns, Diagnosis: diag.options()}, nil
 }
 
 func (d *diagFlags) options() diagnosis.Options {
@@ -69,15 +85,10 @@ and the remedies with what each would have changed.`,
 // runReport traces until --duration or a signal, or replays the capture
 // read, then prints the report (and writes it as HTML to html).
 func runReport(ctx context.Context, f *flags, read, html string) error {
-	kf, uf, err := f.filter()
+	kf, cfg, err := diagnosisConfig(f, read == "")
 	if err != nil {
 		return err
 	}
-	cont, err := f.containerFilter(read == "")
-	if err != nil {
-		return err
-	}
-	cfg := pipeline.Config{Filter: uf, Containers: cont, MaxConns: f.maxConns, Diagnosis: diag.options()}
 	var out *htmlFile
 	if html != "" {
 		if out, err = createHTML(html); err != nil {

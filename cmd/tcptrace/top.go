@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tcptrace/tcptrace/internal/container"
+	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/ladder"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
@@ -39,7 +40,7 @@ diagnosis (never per event): each destination's connects per second, the share
 closed on this side, TIME_WAIT held against the usable ports with the last
 minute's history, when the ports run out and the failed connects; the
 processes closing first; the latest warnings. Keys: ↑↓ select, Enter opens the
-destination's ladders, s sorts, / filters (as the flags: --port 8080 --host
+destination's ladders (live: of its connections from then on), s sorts, / filters (as the flags: --port 8080 --host
 10.0.0.0/8 --pid 42 --comm curl), p pauses, q quits with the summary on
 stderr. -r replays a capture at its recorded pace (--speed 10: ten times
 faster; 0: as fast as it reads). It needs a terminal: elsewhere use report.`,
@@ -67,15 +68,11 @@ func runTop(ctx context.Context, f *flags, read string, speed float64) error {
 	if speed < 0 {
 		return usagef("--speed: want 0 (as fast as it reads) or a positive factor, got %v", speed)
 	}
-	kf, uf, err := f.filter()
+	kf, cfg, err := diagnosisConfig(f, read == "")
 	if err != nil {
 		return err
 	}
-	cont, err := f.containerFilter(read == "")
-	if err != nil {
-		return err
-	}
-	cfg := pipeline.Config{Filter: uf, Containers: cont, MaxConns: f.maxConns, Diagnosis: diag.options()}
+	uf := cfg.Filter
 	t := &topRun{f: f, source: "live"}
 	var src pipeline.Source
 	if read != "" {
@@ -104,9 +101,46 @@ func runTop(ctx context.Context, f *flags, read string, speed float64) error {
 		return err
 	}
 	cfg.Sinks, cfg.Out = v.sinks, v.out
-	t.shapes = newShapes(&cfg, true)
+	t.shapes = ladder.NewCollector()
+	t.gate = &ladderGate{c: t.shapes, all: read != ""}
+	cfg.Sinks = append(cfg.Sinks, &events.Filtered{Filter: connOnly(cfg.Filter), Sink: t.gate})
 	return t.run(ctx, src, cfg, v)
 }
+
+// ladderGate passes connections to the ladder collector: on a replay all
+// of them; live only those of the destination open on the screen, from
+// when it was opened (pairing every connection of a churning host would
+// cost more than the view itself).
+type ladderGate struct {
+	c    *ladder.Collector
+	all  bool
+	open atomic.Pointer[diagnosis.Dest]
+}
+
+func (g *ladderGate) pass(c *events.Conn) bool {
+	if g.all {
+		return true
+	}
+	d := g.open.Load()
+	return d != nil && (c.Daddr == d.Daddr && c.Dport == d.Dport || c.Saddr == d.Daddr && c.Sport == d.Dport)
+}
+
+// Transition passes the open destination's transitions.
+func (g *ladderGate) Transition(t *events.Transition) {
+	if t.Conn != nil && g.pass(t.Conn) {
+		g.c.Transition(t)
+	}
+}
+
+// Finished passes the open destination's connections.
+func (g *ladderGate) Finished(c *events.Conn) {
+	if g.pass(c) {
+		g.c.Finished(c)
+	}
+}
+
+// Loss ignores loss notices.
+func (g *ladderGate) Loss(*events.Event) {}
 
 // topRun is one run of top: the pipeline on this goroutine, the screen on
 // Bubble Tea's.
@@ -119,6 +153,7 @@ type topRun struct {
 	source       string
 	label        func(uint32) string
 	shapes       *ladder.Collector
+	gate         *ladderGate
 	feed         *top.Feeder
 	prog         *tea.Program
 	refreshed    time.Time
@@ -133,8 +168,12 @@ func (t *topRun) run(ctx context.Context, src pipeline.Source, cfg pipeline.Conf
 		t.feed.RingFill = t.live.Probe().RingFill
 	}
 	p.Every(0, t.tick)
+	open := func(d *diagnosis.Dest) {
+		t.gate.open.Store(d)
+		t.feed.Open(d)
+	}
 	m := top.New(top.Options{Style: v.opts, Host: t.host, Kernel: t.kernel, Source: t.source, Filter: parseTopFilter,
-		Open: t.feed.Open}, style.New(os.Stdout, v.opts.Color), 80, 24)
+		Open: open}, style.New(os.Stdout, v.opts.Color), 80, 24)
 	t.prog = tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx))
 	var quitByKey atomic.Bool
 	var screenErr error
@@ -162,7 +201,8 @@ func (t *topRun) run(ctx context.Context, src pipeline.Source, cfg pipeline.Conf
 			done = true
 		}
 	}
-	if screenErr != nil && !errors.Is(screenErr, tea.ErrProgramKilled) && !errors.Is(screenErr, context.Canceled) {
+	if screenErr != nil && !errors.Is(screenErr, tea.ErrProgramKilled) && !errors.Is(screenErr, tea.ErrInterrupted) &&
+		!errors.Is(screenErr, context.Canceled) {
 		return fmt.Errorf("drawing the screen: %w", screenErr)
 	}
 	if runErr != nil {

@@ -81,6 +81,19 @@ func TestTopIncident(t *testing.T) {
 		t.Errorf("final screen lacks the exhausted destination:\n%s", final)
 	}
 	_ = os.WriteFile(filepath.Join(t.ArtifactDir(), "top.txt"), []byte(final), 0o644)
+	// Enter opens the destination's ladders, of its connections from then
+	// on: more connects (failing, the ports are still held) draw there.
+	if err := term.Type("\r"); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "netns", "exec", h.cli, "python3", py, "client-close", h.srvAddr, "8080", "20", "1")
+	if !term.WaitFor(10*time.Second, "LADDERS TOWARD "+dest, "SYN_SENT") {
+		t.Errorf("Enter: no ladder toward %s:\n%s", dest, term.Screen())
+	}
+	_ = term.Type("\x1b")
+	if !term.WaitFor(5*time.Second, "DESTINATIONS") {
+		t.Errorf("Esc: not back to the tables:\n%s", term.Screen())
+	}
 	if err := term.Type("q"); err != nil {
 		t.Fatal(err)
 	}

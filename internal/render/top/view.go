@@ -340,7 +340,7 @@ func (m *Model) ladders() []string {
 		return append(out, m.st.Paint(m.st.Faint, "  drawing at the next refresh..."))
 	}
 	if len(s.Ladders.Aggregate) == 0 {
-		out = append(out, m.st.Paint(m.st.Faint, "  no finished connection toward it yet"))
+		out = append(out, m.st.Paint(m.st.Faint, "  no connection toward it finished yet (live: since it was opened)"))
 	}
 	out = append(out, s.Ladders.Aggregate...)
 	if len(s.Ladders.Example) > 0 {
