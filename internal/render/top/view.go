@@ -174,7 +174,9 @@ func (m *Model) destRow(f *diagnosis.ForecastRow, sel, wide bool) string {
 	if wide {
 		barW, sparkW = 20, 20
 	}
-	bar := m.st.Paint(m.st.TimeWait, m.bar(held, usable, barW))
+	// The bar is the ports TIME_WAIT blocks now: with tcp_tw_reuse, those
+	// younger than the reuse delay; the count is every one held.
+	bar := m.st.Paint(m.st.TimeWait, m.bar(f.Forecast.Blocking, usable, barW))
 	count := strconv.Itoa(held) + "/" + strconv.Itoa(f.Forecast.Usable)
 	eta := etaShort(&f.Forecast)
 	if !f.Forecast.Never && f.Forecast.ETA < time.Minute {
