@@ -40,10 +40,11 @@ diagnosis (never per event): each destination's connects per second, the share
 closed on this side, TIME_WAIT held against the usable ports with the last
 minute's history, when the ports run out and the failed connects; the
 processes closing first; the latest warnings. Keys: ↑↓ select, Enter opens the
-destination's ladders (live: of its connections from then on), s sorts, / filters (as the flags: --port 8080 --host
-10.0.0.0/8 --pid 42 --comm curl), p pauses, q quits with the summary on
-stderr. -r replays a capture at its recorded pace (--speed 10: ten times
-faster; 0: as fast as it reads). It needs a terminal: elsewhere use report.`,
+destination's ladders (live: of its connections from then on), s sorts, /
+filters (as the flags: --port 8080 --host 10.0.0.0/8 --pid 42 --comm curl),
+p pauses, q quits with the summary on stderr. -r replays a capture at its
+recorded pace (--speed 10: ten times faster; 0: as fast as it reads). It
+needs a terminal: elsewhere use report.`,
 		Example: `  tcptrace top
   tcptrace top --port 6379
   tcptrace top -r incident.tcpt --speed 10`,
