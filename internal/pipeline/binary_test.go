@@ -102,14 +102,20 @@ func TestRecordPastClosedOutput(t *testing.T) {
 	col := &clients{port: uint16(port)}
 	tr := events.NewTracker(col, nil, 0)
 	var ev events.Event
+	var lost events.Losses
 	for r.Next(&ev) == nil {
+		if ev.Kind == events.KindLoss {
+			lost = ev.Lost
+		}
 		tr.Observe(&ev)
 	}
 	if r.Truncated() != nil {
 		t.Errorf("capture %s", r.Truncated())
 	}
-	if col.n != 2*n {
-		t.Errorf("the capture holds %d of the %d connections", col.n, 2*n)
+	// Beside other tests' floods the kernel's recursion guard may skip a
+	// program run: recorded as lost, the only shortfall allowed.
+	if col.n > 2*n || uint64(col.n)+lost.Total() < 2*n {
+		t.Errorf("the capture holds %d of the %d connections (%d events lost in the kernel)", col.n, 2*n, lost.Total())
 	}
 	if want := "tcptrace: the capture holds " + strconv.FormatUint(r.Events(), 10) + " events\n"; !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
