@@ -14,17 +14,46 @@ import (
 	"github.com/tcptrace/tcptrace/internal/render/report"
 )
 
-// newShapes adds a ladder collector (connections filtered as the
-// diagnosis is) to cfg's sinks and returns it; attach it to the pipeline
-// made from cfg. Unless wanted it does nothing: nil.
-func newShapes(cfg *pipeline.Config, wanted bool) *ladder.Collector {
+// newShapes adds a ladder collector to cfg's sinks (connections filtered
+// as the diagnosis is, and by pass when not nil) and returns it; attach it
+// to the pipeline made from cfg. Unless wanted it does nothing: nil.
+// Pairing every connection of a churning host costs more than a view that
+// shows a few ladders: live views pass only what they show.
+func newShapes(cfg *pipeline.Config, wanted bool, pass func(*events.Conn) bool) *ladder.Collector {
 	if !wanted {
 		return nil
 	}
 	c := ladder.NewCollector()
-	cfg.Sinks = append(cfg.Sinks, &events.Filtered{Filter: connOnly(cfg.Filter), Sink: c})
+	var sink events.Sink = c
+	if pass != nil {
+		sink = &connGate{sink: c, pass: pass}
+	}
+	cfg.Sinks = append(cfg.Sinks, &events.Filtered{Filter: connOnly(cfg.Filter), Sink: sink})
 	return c
 }
+
+// connGate passes on the transitions and connections that pass.
+type connGate struct {
+	sink events.Sink
+	pass func(*events.Conn) bool
+}
+
+// Transition passes t on when its connection passes.
+func (g *connGate) Transition(t *events.Transition) {
+	if t.Conn != nil && g.pass(t.Conn) {
+		g.sink.Transition(t)
+	}
+}
+
+// Finished passes c on when it passes.
+func (g *connGate) Finished(c *events.Conn) {
+	if g.pass(c) {
+		g.sink.Finished(c)
+	}
+}
+
+// Loss passes loss notices on.
+func (g *connGate) Loss(ev *events.Event) { g.sink.Loss(ev) }
 
 // attachShapes drives c from p: the overdue partners at each tick, what is
 // still pending at the end.

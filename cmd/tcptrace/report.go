@@ -108,7 +108,7 @@ func runReport(ctx context.Context, f *flags, read, html string) error {
 		return err
 	}
 	defer src.Close()
-	shapes := newShapes(&cfg, out != nil)
+	shapes := newShapes(&cfg, out != nil, nil)
 	p := pipeline.New(src, cfg)
 	attachShapes(shapes, p)
 	p.Every(0, func(uint64) { memLim.adjust() })
@@ -143,7 +143,7 @@ func reportReplay(f *flags, path string, cfg pipeline.Config, out *htmlFile) err
 	if err != nil {
 		return err
 	}
-	shapes := newShapes(&cfg, out != nil)
+	shapes := newShapes(&cfg, out != nil, nil)
 	p := pipeline.New(src, cfg)
 	attachShapes(shapes, p)
 	if err := p.Run(); err != nil {

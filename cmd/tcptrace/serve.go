@@ -135,7 +135,8 @@ func runServe(ctx context.Context, f *flags, sf *serveFlags) error {
 			return err
 		}
 	}
-	page := newLivePage(newShapes(&cfg, true))
+	page := newLivePage()
+	page.shapes = newShapes(&cfg, true, func(*events.Conn) bool { return page.watched.Load() })
 	stopped := make(chan struct{})
 	src := &hbSource{Live: live, hb: hb, stallAfter: sf.stallAfter, start: time.Now(), stop: stopped}
 	p := pipeline.New(src, cfg)

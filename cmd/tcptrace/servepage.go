@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tcptrace/tcptrace/internal/diagnosis"
@@ -24,17 +25,18 @@ const (
 // while someone looks (a request in the last pageWatched); requests get
 // the latest rendering.
 type livePage struct {
-	mu     sync.Mutex
-	wanted time.Time     // the latest request
-	html   []byte        // the latest rendering
-	fresh  chan struct{} // closed by the next rendering
-	shapes *ladder.Collector
-	host   string
-	kernel string
+	watched atomic.Bool // requested in the last pageWatched: its ladders collect connections
+	mu      sync.Mutex
+	wanted  time.Time     // the latest request
+	html    []byte        // the latest rendering
+	fresh   chan struct{} // closed by the next rendering
+	shapes  *ladder.Collector
+	host    string
+	kernel  string
 }
 
-func newLivePage(shapes *ladder.Collector) *livePage {
-	lp := &livePage{fresh: make(chan struct{}), shapes: shapes}
+func newLivePage() *livePage {
+	lp := &livePage{fresh: make(chan struct{})}
 	lp.host, lp.kernel = thisHost()
 	return lp
 }
@@ -45,6 +47,7 @@ func (lp *livePage) update(p *pipeline.Pipeline, rep *diagnosis.Report, wall wal
 	lp.mu.Lock()
 	watched := time.Since(lp.wanted) < pageWatched
 	lp.mu.Unlock()
+	lp.watched.Store(watched)
 	if !watched {
 		return
 	}
@@ -71,6 +74,7 @@ func (lp *livePage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lp.wanted = time.Now()
 	page, fresh := lp.html, lp.fresh
 	lp.mu.Unlock()
+	lp.watched.Store(true)
 	if page == nil {
 		select {
 		case <-fresh:

@@ -102,46 +102,18 @@ func runTop(ctx context.Context, f *flags, read string, speed float64) error {
 		return err
 	}
 	cfg.Sinks, cfg.Out = v.sinks, v.out
-	t.shapes = ladder.NewCollector()
-	t.gate = &ladderGate{c: t.shapes, all: read != ""}
-	cfg.Sinks = append(cfg.Sinks, &events.Filtered{Filter: connOnly(cfg.Filter), Sink: t.gate})
+	var pass func(*events.Conn) bool
+	if read == "" {
+		// Live, only the connections of the destination open on the
+		// screen, from when it was opened.
+		pass = func(c *events.Conn) bool {
+			d := t.open.Load()
+			return d != nil && (c.Daddr == d.Daddr && c.Dport == d.Dport || c.Saddr == d.Daddr && c.Sport == d.Dport)
+		}
+	}
+	t.shapes = newShapes(&cfg, true, pass)
 	return t.run(ctx, src, cfg, v)
 }
-
-// ladderGate passes connections to the ladder collector: on a replay all
-// of them; live only those of the destination open on the screen, from
-// when it was opened (pairing every connection of a churning host would
-// cost more than the view itself).
-type ladderGate struct {
-	c    *ladder.Collector
-	all  bool
-	open atomic.Pointer[diagnosis.Dest]
-}
-
-func (g *ladderGate) pass(c *events.Conn) bool {
-	if g.all {
-		return true
-	}
-	d := g.open.Load()
-	return d != nil && (c.Daddr == d.Daddr && c.Dport == d.Dport || c.Saddr == d.Daddr && c.Sport == d.Dport)
-}
-
-// Transition passes the open destination's transitions.
-func (g *ladderGate) Transition(t *events.Transition) {
-	if t.Conn != nil && g.pass(t.Conn) {
-		g.c.Transition(t)
-	}
-}
-
-// Finished passes the open destination's connections.
-func (g *ladderGate) Finished(c *events.Conn) {
-	if g.pass(c) {
-		g.c.Finished(c)
-	}
-}
-
-// Loss ignores loss notices.
-func (g *ladderGate) Loss(*events.Event) {}
 
 // topRun is one run of top: the pipeline on this goroutine, the screen on
 // Bubble Tea's.
@@ -154,7 +126,7 @@ type topRun struct {
 	source       string
 	label        func(uint32) string
 	shapes       *ladder.Collector
-	gate         *ladderGate
+	open         atomic.Pointer[diagnosis.Dest] // the destination whose ladders are on screen
 	feed         *top.Feeder
 	prog         *tea.Program
 	refreshed    time.Time
@@ -170,7 +142,7 @@ func (t *topRun) run(ctx context.Context, src pipeline.Source, cfg pipeline.Conf
 	}
 	p.Every(0, t.tick)
 	open := func(d *diagnosis.Dest) {
-		t.gate.open.Store(d)
+		t.open.Store(d)
 		t.feed.Open(d)
 	}
 	m := top.New(top.Options{Style: v.opts, Host: t.host, Kernel: t.kernel, Source: t.source, Filter: parseTopFilter,
