@@ -26,34 +26,11 @@ func newShapes(cfg *pipeline.Config, wanted bool, pass func(*events.Conn) bool) 
 	c := ladder.NewCollector()
 	var sink events.Sink = c
 	if pass != nil {
-		sink = &connGate{sink: c, pass: pass}
+		sink = &events.Gate{Sink: c, Pass: pass}
 	}
 	cfg.Sinks = append(cfg.Sinks, &events.Filtered{Filter: connOnly(cfg.Filter), Sink: sink})
 	return c
 }
-
-// connGate passes on the transitions and connections that pass.
-type connGate struct {
-	sink events.Sink
-	pass func(*events.Conn) bool
-}
-
-// Transition passes t on when its connection passes.
-func (g *connGate) Transition(t *events.Transition) {
-	if t.Conn != nil && g.pass(t.Conn) {
-		g.sink.Transition(t)
-	}
-}
-
-// Finished passes c on when it passes.
-func (g *connGate) Finished(c *events.Conn) {
-	if g.pass(c) {
-		g.sink.Finished(c)
-	}
-}
-
-// Loss passes loss notices on.
-func (g *connGate) Loss(ev *events.Event) { g.sink.Loss(ev) }
 
 // attachShapes drives c from p: the overdue partners at each tick, what is
 // still pending at the end.

@@ -263,7 +263,7 @@ func TestFiltered(t *testing.T) {
 	_, o := fakeHost(t)
 	r := New(o)
 	var col eventstest.Collector
-	f := &Filtered{Filter: Filter{Container: id1[:8]}, Resolver: r, Sink: &col}
+	f := Filtered(Filter{Container: id1[:8]}, r, &col)
 	in := &events.Conn{CgroupID: inodeOf(t, filepath.Join(o.CgroupRoot, "system.slice/docker-"+id1+".scope"))}
 	out := &events.Conn{CgroupID: inodeOf(t, filepath.Join(o.CgroupRoot, "system.slice/ssh.service"))}
 	f.Finished(in)

@@ -60,41 +60,20 @@ func (f Filter) MatchInfo(netns uint32, i Info) bool {
 	return false
 }
 
-// Filtered passes to Sink only connections that match Filter, resolved
-// with Resolver; loss notices always pass. Place it after the tracker.
-type Filtered struct {
-	Filter   Filter
-	Resolver *Resolver
-	Sink     events.Sink
+// Filtered returns a sink that passes to sink only the connections that
+// match f, resolved with r; loss notices always pass. Place it after the
+// tracker.
+func Filtered(f Filter, r *Resolver, sink events.Sink) events.Sink {
+	return &events.Gate{Sink: sink, Pass: func(c *events.Conn) bool {
+		switch {
+		case !f.Active():
+			return true
+		case f.Container == "":
+			return f.MatchInfo(c.Netns, Info{})
+		}
+		return f.MatchInfo(c.Netns, r.Conn(c))
+	}}
 }
-
-// match resolves and filters a connection.
-func (f *Filtered) match(c *events.Conn) bool {
-	if !f.Filter.Active() {
-		return true
-	}
-	if f.Filter.Container == "" {
-		return f.Filter.MatchInfo(c.Netns, Info{})
-	}
-	return f.Filter.MatchInfo(c.Netns, f.Resolver.Conn(c))
-}
-
-// Transition passes t on when its connection matches.
-func (f *Filtered) Transition(t *events.Transition) {
-	if t.Conn != nil && f.match(t.Conn) {
-		f.Sink.Transition(t)
-	}
-}
-
-// Finished passes c on when it matches.
-func (f *Filtered) Finished(c *events.Conn) {
-	if f.match(c) {
-		f.Sink.Finished(c)
-	}
-}
-
-// Loss passes every loss notice on.
-func (f *Filtered) Loss(ev *events.Event) { f.Sink.Loss(ev) }
 
 // AppendJSON appends the container fields of a JSON object to b, before
 // its closing brace: "container" (full ID), "runtime", "pod_uid", "pod"

@@ -31,3 +31,27 @@ func (s Tee) Loss(ev *Event) {
 		k.Loss(ev)
 	}
 }
+
+// Gate passes on the transitions and connections Pass accepts; loss
+// notices always pass.
+type Gate struct {
+	Pass func(*Conn) bool
+	Sink Sink
+}
+
+// Transition passes t on when its connection passes.
+func (g *Gate) Transition(t *Transition) {
+	if t.Conn != nil && g.Pass(t.Conn) {
+		g.Sink.Transition(t)
+	}
+}
+
+// Finished passes c on when it passes.
+func (g *Gate) Finished(c *Conn) {
+	if g.Pass(c) {
+		g.Sink.Finished(c)
+	}
+}
+
+// Loss passes every loss notice on.
+func (g *Gate) Loss(ev *Event) { g.Sink.Loss(ev) }

@@ -108,7 +108,7 @@ func New(src Source, c Config) *Pipeline {
 	tee = append(tee, c.Sinks...)
 	var sink events.Sink = tee
 	if c.Containers.Active() {
-		sink = &container.Filtered{Filter: c.Containers, Resolver: c.Resolver, Sink: tee}
+		sink = container.Filtered(c.Containers, c.Resolver, tee)
 	}
 	maxConns := c.MaxConns
 	if maxConns <= 0 {
