@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tcptrace/tcptrace/internal/container"
-	"github.com/tcptrace/tcptrace/internal/diagnosis"
 	"github.com/tcptrace/tcptrace/internal/events"
 	"github.com/tcptrace/tcptrace/internal/ladder"
 	"github.com/tcptrace/tcptrace/internal/pipeline"
@@ -107,7 +106,7 @@ func runTop(ctx context.Context, f *flags, read string, speed float64) error {
 		// Live, only the connections of the destination open on the
 		// screen, from when it was opened.
 		pass = func(c *events.Conn) bool {
-			d := t.open.Load()
+			d := t.feed.Opened() // set before the pipeline runs
 			return d != nil && (c.Daddr == d.Daddr && c.Dport == d.Dport || c.Saddr == d.Daddr && c.Sport == d.Dport)
 		}
 	}
@@ -126,7 +125,6 @@ type topRun struct {
 	source       string
 	label        func(uint32) string
 	shapes       *ladder.Collector
-	open         atomic.Pointer[diagnosis.Dest] // the destination whose ladders are on screen
 	feed         *top.Feeder
 	prog         *tea.Program
 	refreshed    time.Time
@@ -141,12 +139,8 @@ func (t *topRun) run(ctx context.Context, src pipeline.Source, cfg pipeline.Conf
 		t.feed.RingFill = t.live.Probe().RingFill
 	}
 	p.Every(0, t.tick)
-	open := func(d *diagnosis.Dest) {
-		t.open.Store(d)
-		t.feed.Open(d)
-	}
 	m := top.New(top.Options{Style: v.opts, Host: t.host, Kernel: t.kernel, Source: t.source, Filter: parseTopFilter,
-		Open: open}, style.New(os.Stdout, v.opts.Color), 80, 24)
+		Open: t.feed.Open}, style.New(os.Stdout, v.opts.Color), 80, 24)
 	t.prog = tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx))
 	var quitByKey atomic.Bool
 	var screenErr error

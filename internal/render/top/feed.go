@@ -36,6 +36,9 @@ func (f *Feeder) Open(d *diagnosis.Dest) {
 	}
 }
 
+// Opened returns the destination whose ladders are asked for, nil if none.
+func (f *Feeder) Opened() *diagnosis.Dest { return f.open.Load() }
+
 // Asked is signalled when Open is called: once the pipeline has ended, the
 // caller answers with a Snapshot of its own.
 func (f *Feeder) Asked() chan struct{} {
