@@ -19,18 +19,31 @@ import (
 
 // BenchmarkTop measures `tcptrace top` on a pseudo-terminal against plain
 // `tcptrace --json > file` under the same churn, in alternating runs of
-// the same rounds, each in a fresh namespace: CPU-s per million events of
+// the same rounds, each in a fresh namespace, without a TIME_WAIT pile and
+// beside one of 50k (other namespaces, the workload's port): CPU-s per million events of
 // each and their ratio (issue 18: within 10 %). Events are those each
 // counted (its exit summary), CPU from the ready point to the drained one.
 func BenchmarkTop(b *testing.B) {
 	testutil.RequirePrivileged(b)
+	for _, spec := range []pileSpec{pileSpecs[0], pileSpecs[1]} { // without a pile, and beside 50k TIME_WAIT
+		b.Run(spec.name, func(b *testing.B) {
+			pl := &pile{spec: spec, port: int(churnPort())}
+			defer pl.remove()
+			benchTop(b, pl)
+		})
+	}
+}
+
+// benchTop runs BenchmarkTop's rounds beside pl.
+func benchTop(b *testing.B, pl *pile) {
 	bin := tcptraceBinary(b)
 	e := newChurnEnv(b)
-	e.movePort = true
-	e.setup(b)
+	e.movePort = pl.spec.size == 0
+	pl.ensure(b)
 	rounds := envInt("TCPTRACE_BENCH_ROUNDS", 5)
 	var perM [2][]float64 // json, top
 	for r := 0; r < rounds; r++ {
+		pl.ensure(b) // made again before it could expire in the round
 		for k := 0; k < 2; k++ {
 			which := (r + k) % 2
 			e.fresh(b, clientClosesFirst)
